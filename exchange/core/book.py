@@ -1,0 +1,204 @@
+"""The order book of one symbol: price levels in price-time priority.
+
+Bids and asks are `SortedDict`s of price → `Level`; a level is a FIFO of orders and
+the total live quantity. Cancels are O(1) tombstones: the order is marked dead and
+its quantity leaves the level total at once; the dead entry is dropped when it
+reaches the front of its queue or when the level empties. So a level with total 0
+never exists (it is deleted when its total reaches 0) and every query skips the dead.
+
+Complexity: best price O(1) (peekitem on a SortedDict), add O(log L) for a new level
+else O(1), cancel O(1) (+ O(log L) if the level empties), match O(k + log L) for k fills.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+from sortedcontainers import SortedDict
+
+BUY, SELL = 0, 1
+SIDES = ("BUY", "SELL")
+
+# order status; resting orders are the ones with status < FILLED
+NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED, UNTRIGGERED, REPLACED = range(7)
+STATUS_NAMES = (
+    "NEW",
+    "PARTIALLY_FILLED",
+    "FILLED",
+    "CANCELED",
+    "EXPIRED",
+    "UNTRIGGERED",
+    "REPLACED",
+)
+
+
+class Order:
+    """An order, open or closed. Mutable inside the core; never handed out (see views)."""
+
+    __slots__ = (
+        "oid",
+        "account",
+        "symbol",
+        "side",
+        "type",
+        "tif",
+        "price",
+        "qty",
+        "remaining",
+        "stop_price",
+        "trigger",
+        "reduce_only",
+        "client_id",
+        "stp",
+        "reserved",
+        "status",
+        "ts",
+    )
+
+    def __init__(
+        self,
+        oid: int,
+        account: int,
+        symbol: str,
+        side: int,
+        type: str,
+        tif: str,
+        price: int,
+        qty: int,
+        stop_price: int,
+        trigger: str,
+        reduce_only: bool,
+        client_id: str | None,
+        stp: str,
+        ts: int,
+    ) -> None:
+        self.oid = oid
+        self.account = account
+        self.symbol = symbol
+        self.side = side
+        self.type = type
+        self.tif = tif
+        self.price = price
+        self.qty = qty
+        self.remaining = qty
+        self.stop_price = stop_price
+        self.trigger = trigger
+        self.reduce_only = reduce_only
+        self.client_id = client_id
+        self.stp = stp
+        self.reserved = 0
+        self.status = NEW
+        self.ts = ts
+
+    def copy(self) -> Order:
+        o = Order.__new__(Order)
+        for k in Order.__slots__:
+            setattr(o, k, getattr(self, k))
+        return o
+
+    def key(self) -> tuple[object, ...]:
+        return tuple(getattr(self, k) for k in Order.__slots__)
+
+
+class Level:
+    __slots__ = ("orders", "qty")
+
+    def __init__(self) -> None:
+        self.orders: deque[Order] = deque()
+        self.qty = 0
+
+    def live(self) -> Iterator[Order]:
+        return (o for o in self.orders if o.status < FILLED)
+
+
+class Book:
+    """Both sides of one symbol's book, plus the levels changed since the last flush."""
+
+    __slots__ = ("bids", "asks", "seq", "dirty")
+
+    def __init__(self) -> None:
+        self.bids: SortedDict = SortedDict()  # best = last key
+        self.asks: SortedDict = SortedDict()  # best = first key
+        self.seq = 0
+        self.dirty: dict[tuple[int, int], None] = {}
+
+    def best_bid(self) -> int | None:
+        return self.bids.peekitem(-1)[0] if self.bids else None
+
+    def best_ask(self) -> int | None:
+        return self.asks.peekitem(0)[0] if self.asks else None
+
+    def rest(self, o: Order) -> None:
+        """Append `o` at the back of its price level. O(1), or O(log L) for a new level."""
+        side = self.bids if o.side == BUY else self.asks
+        lvl = side.get(o.price)
+        if lvl is None:
+            lvl = side[o.price] = Level()
+        lvl.orders.append(o)
+        lvl.qty += o.remaining
+        self.dirty[(o.side, o.price)] = None
+
+    def unrest(self, o: Order) -> None:
+        """Take `o`'s remaining quantity off its level (the caller marks it dead). O(1)."""
+        side = self.bids if o.side == BUY else self.asks
+        lvl = side[o.price]
+        lvl.qty -= o.remaining
+        if lvl.qty == 0:
+            del side[o.price]
+        self.dirty[(o.side, o.price)] = None
+
+    def shrink(self, o: Order, by: int) -> None:
+        """Reduce a resting order's level total by `by` lots (fills, qty decreases)."""
+        side = self.bids if o.side == BUY else self.asks
+        side[o.price].qty -= by
+        self.dirty[(o.side, o.price)] = None
+
+    def level_qty(self, side: int, price: int) -> int:
+        lvl = (self.bids if side == BUY else self.asks).get(price)
+        return lvl.qty if lvl is not None else 0
+
+    def depth(
+        self, limit: int | None = None
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """L2: (price, total) per level, bids best first, asks best first. O(limit)."""
+        nb = len(self.bids) if limit is None else min(limit, len(self.bids))
+        na = len(self.asks) if limit is None else min(limit, len(self.asks))
+        bids = [(p, self.bids[p].qty) for p in self.bids.islice(len(self.bids) - nb, reverse=True)]
+        asks = [(p, self.asks[p].qty) for p in self.asks.islice(0, na)]
+        return bids, asks
+
+    def l3(self) -> tuple[list[Order], list[Order]]:
+        """Every resting order in queue order: bids best first, asks best first."""
+        bids = [o for p in reversed(self.bids) for o in self.bids[p].live()]
+        asks = [o for p in self.asks for o in self.asks[p].live()]
+        return bids, asks
+
+    def flush(self) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]] | None:
+        """The changed levels with their new totals since the last flush, or None."""
+        if not self.dirty:
+            return None
+        bids: list[tuple[int, int]] = []
+        asks: list[tuple[int, int]] = []
+        for side, price in sorted(self.dirty):
+            if side == BUY:
+                bids.append((price, self.level_qty(BUY, price)))
+            else:
+                asks.append((price, self.level_qty(SELL, price)))
+        self.dirty.clear()
+        self.seq += 1
+        bids.reverse()
+        return tuple(bids), tuple(asks)
+
+    def _check(self) -> None:
+        """Assert every invariant of the book."""
+        for side, levels in ((BUY, self.bids), (SELL, self.asks)):
+            for price, lvl in levels.items():
+                live = list(lvl.live())
+                assert live, f"empty level {price} on side {side}"
+                assert lvl.qty == sum(o.remaining for o in live), f"level total off at {price}"
+                for o in live:
+                    assert o.side == side and o.price == price, "order on the wrong level"
+                    assert 0 < o.remaining <= o.qty, "remaining out of range"
+        bb, ba = self.best_bid(), self.best_ask()
+        assert bb is None or ba is None or bb < ba, f"crossed book {bb} >= {ba}"

@@ -1,0 +1,154 @@
+"""Commands: everything that can change the exchange, as frozen data.
+
+Each carries `ts`, the engine time in integer nanoseconds that the adapter assigns;
+the engine never reads a clock. Engine time is max(previous time, ts), so a command
+stamped in the past runs at the current time (time never goes backwards).
+Sides, order types and the rest travel as the Binance strings ("BUY", "LIMIT",
+"GTC" ...); the core validates them, so bad values get a coded rejection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .instruments import Instrument
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command:
+    ts: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaceOrder(Command):
+    account: int
+    symbol: str
+    side: str  # BUY | SELL
+    qty: int  # lots
+    type: str = "LIMIT"  # LIMIT MARKET STOP_MARKET STOP_LIMIT TAKE_PROFIT_MARKET TAKE_PROFIT_LIMIT
+    price: int = 0  # ticks; required for LIMIT kinds
+    time_in_force: str = "GTC"  # GTC IOC FOK GTX
+    reduce_only: bool = False
+    client_id: str | None = None
+    stop_price: int = 0  # ticks; required for conditional kinds
+    working_type: str = "MARK_PRICE"  # MARK_PRICE | CONTRACT_PRICE (last trade)
+    stp: str = "NONE"  # NONE EXPIRE_TAKER EXPIRE_MAKER EXPIRE_BOTH
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelOrder(Command):
+    account: int
+    symbol: str
+    order_id: int | None = None
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelAllOrders(Command):
+    account: int
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AmendOrder(Command):
+    """Change price and/or quantity. A pure quantity decrease keeps time priority;
+    a price change or a quantity increase loses it."""
+
+    account: int
+    symbol: str
+    order_id: int | None = None
+    client_id: str | None = None
+    qty: int | None = None  # new total quantity (lots), as on Binance
+    price: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateAccount(Command):
+    account: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deposit(Command):
+    account: int
+    asset: str
+    amount: int  # money quanta
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Withdraw(Command):
+    account: int
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetLeverage(Command):
+    account: int
+    symbol: str
+    leverage: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdjustIsolatedMargin(Command):
+    """Move money between the wallet and a position's isolated margin (+ add, − remove)."""
+
+    account: int
+    symbol: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetIndexPrice(Command):
+    symbol: str
+    price: int  # ticks
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetFundingRate(Command):
+    """Impose the funding rate (1e-8 units) for the next funding time, instead of the one
+    the premium index would give (a replayed funding file, an admin override)."""
+
+    symbol: str
+    rate: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdvanceClock(Command):
+    """Move engine time to `ts` (settling any funding times passed on the way)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HaltSymbol(Command):
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumeSymbol(Command):
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddInstrument(Command):
+    instrument: Instrument
+
+
+COMMAND_TYPES: dict[str, type[Command]] = {
+    c.__name__: c
+    for c in (
+        PlaceOrder,
+        CancelOrder,
+        CancelAllOrders,
+        AmendOrder,
+        CreateAccount,
+        Deposit,
+        Withdraw,
+        SetLeverage,
+        AdjustIsolatedMargin,
+        SetIndexPrice,
+        SetFundingRate,
+        AdvanceClock,
+        HaltSymbol,
+        ResumeSymbol,
+        AddInstrument,
+    )
+}

@@ -1,0 +1,117 @@
+"""Liquidation policies: how a position that crossed its liquidation price is closed.
+
+A policy is a strategy object with one method, `liquidate`, called by the cascade
+loop for each position due; it works through the engine's liquidation primitives
+(`cancel_orders_of`, `liquidation_order`, `transfer_position`, `fund_seat`,
+`fund_equity`, `close_liquidated`, `adl_candidates`, `emit`) and must leave the
+position flat. Other venues' policies (BitMEX's resting limit at the bankruptcy
+price, Hyperliquid's partial slices with a backstop) plug in here without touching
+the monitor or the cascade loop.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from . import events as E
+
+if TYPE_CHECKING:
+    from .engine import Cascade, Exchange, Market, Seat
+
+
+class LiquidationPolicy(Protocol):
+    def liquidate(
+        self,
+        ex: Exchange,
+        m: Market,
+        seat: Seat,
+        cascade: Cascade,
+        liquidation_id: int,
+        generation: int,
+        parent: int | None,
+        trigger_mark: int,
+    ) -> None: ...
+
+
+class BinanceLiquidation:
+    """Binance USDⓈ-M's default: cancel the position's orders; send one IOC order for
+    the whole position at the bankruptcy price into the book as a taker; what fills
+    better than bankruptcy leaves margin that goes to the insurance fund; what does not
+    fill is taken over by the fund at the bankruptcy price as far as the fund's equity
+    at the mark can bear it; the rest is auto-deleveraged against opposite positions
+    ranked by profit % × leverage, at the bankruptcy price."""
+
+    def liquidate(
+        self,
+        ex: Exchange,
+        m: Market,
+        seat: Seat,
+        cascade: Cascade,
+        liquidation_id: int,
+        generation: int,
+        parent: int | None,
+        trigger_mark: int,
+    ) -> None:
+        ex.cancel_orders_of(m, seat, "LIQUIDATION")
+        qty = abs(seat.qty)
+        long = seat.qty > 0
+        liq_price = seat.liq
+        bk = seat.bk
+        quote = m.inst.quote_asset
+        fund_before = ex.insurance_fund(quote)
+        fills = ex.liquidation_order(m, seat, bk)
+        filled = sum(q for _, q in fills)
+        left = qty - filled
+        takeover = 0
+        adl = 0
+        if left:
+            fund = ex.fund_seat(m)
+            per_lot_loss = (bk - m.mark) * m.inst.lot_value * (1 if long else -1)
+            if per_lot_loss <= 0:
+                takeover = left
+            else:
+                takeover = min(left, max(0, ex.fund_equity(m)) // per_lot_loss)
+            if takeover:
+                ex.transfer_position(m, seat, fund, takeover, bk)
+            adl = left - takeover
+            remaining = adl
+            if remaining:
+                for other in ex.adl_candidates(m, long, seat.account):
+                    if not remaining:
+                        break
+                    n = min(remaining, abs(other.qty))
+                    # its orders were sized against a position that is about to shrink
+                    ex.cancel_orders_of(m, other, "ADL")
+                    realized = ex.transfer_position(m, seat, other, n, bk)
+                    remaining -= n
+                    cascade.adl += 1
+                    ex.emit(
+                        E.PositionAutoDeleveraged,
+                        liquidation_id,
+                        cascade.cid,
+                        other.account,
+                        m.inst.symbol,
+                        n,
+                        bk,
+                        realized,
+                    )
+        ex.close_liquidated(m, seat)
+        ex.emit(
+            E.PositionLiquidated,
+            liquidation_id,
+            cascade.cid,
+            generation,
+            parent,
+            seat.account,
+            m.inst.symbol,
+            "LONG" if long else "SHORT",
+            qty,
+            trigger_mark,
+            liq_price,
+            bk,
+            tuple(fills),
+            filled,
+            takeover,
+            adl,
+            ex.insurance_fund(quote) - fund_before,
+        )

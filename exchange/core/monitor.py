@@ -1,0 +1,73 @@
+"""The margin monitor: open positions of one symbol ordered by liquidation price.
+
+Longs are liquidated when mark ≤ their liquidation tick, shorts when mark ≥ it, so
+each side is a `SortedList` of (tick, account) and a mark update only looks at the
+end that the mark has crossed: O(log N + k) for k liquidations, O(1) when none.
+"""
+
+from __future__ import annotations
+
+from sortedcontainers import SortedList
+
+
+class MarginMonitor:
+    __slots__ = ("longs", "shorts", "keys")
+
+    def __init__(self) -> None:
+        self.longs = SortedList()  # (liq tick, account); due from the top
+        self.shorts = SortedList()  # due from the bottom
+        self.keys: dict[int, tuple[int, int, int]] = {}  # account -> (side, tick, account)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def update(self, account: int, qty: int, tick: int) -> None:
+        """Place the account's position at `tick` (remove it when flat or tick ≤ 0). O(log N)."""
+        old = self.keys.get(account)
+        side = 1 if qty > 0 else -1 if qty < 0 else 0
+        if old is not None:
+            if side == old[0] and tick == old[1]:
+                return
+            (self.longs if old[0] > 0 else self.shorts).remove((old[1], account))
+            del self.keys[account]
+        if side == 0 or tick <= 0:
+            return
+        (self.longs if side > 0 else self.shorts).add((tick, account))
+        self.keys[account] = (side, tick, account)
+
+    def remove(self, account: int) -> None:
+        self.update(account, 0, 0)
+
+    def pop_due(self, mark: int) -> list[int]:
+        """Remove and return every account whose liquidation tick the mark has crossed,
+        most endangered first (longs by tick descending, then shorts ascending),
+        ties by account id. O(log N + k)."""
+        due: list[int] = []
+        longs, shorts = self.longs, self.shorts
+        if longs and longs[-1][0] >= mark:
+            i = longs.bisect_left((mark, -1))
+            group = list(longs.islice(i))
+            del longs[i:]
+            group.sort(key=lambda t: (-t[0], t[1]))
+            due.extend(a for _, a in group)
+        if shorts and shorts[0][0] <= mark:
+            j = shorts.bisect_left((mark + 1, -1))
+            group = list(shorts.islice(0, j))
+            del shorts[:j]
+            due.extend(a for _, a in group)
+        for a in due:
+            del self.keys[a]
+        return due
+
+    def due_scan(self, mark: int) -> list[int]:
+        """The accounts `pop_due` would return, found by a full scan (for tests). O(N)."""
+        out = [(k[1], a) for a, k in self.keys.items() if k[0] > 0 and k[1] >= mark]
+        out.sort(key=lambda t: (-t[0], t[1]))
+        shorts = sorted((k[1], a) for a, k in self.keys.items() if k[0] < 0 and k[1] <= mark)
+        return [a for _, a in out] + [a for _, a in shorts]
+
+    def _check(self) -> None:
+        assert len(self.longs) + len(self.shorts) == len(self.keys), "monitor size mismatch"
+        for side, tick, account in self.keys.values():
+            lst = self.longs if side > 0 else self.shorts
+            assert (tick, account) in lst, "monitor key missing from its side"
