@@ -1,0 +1,25 @@
+"""The docs say what the code does: every error code is documented with its message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exchange.core.errors import MESSAGES, Code
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_every_error_code_is_documented_with_its_message() -> None:
+    text = (DOCS / "errors.md").read_text(encoding="utf-8")
+    rows = {
+        line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| -")
+    }
+    assert set(rows) == {str(c.value) for c in Code}
+    for c in Code:
+        assert f"`{c.name}`" in rows[str(c.value)]
+        assert MESSAGES[c] in rows[str(c.value)]
+
+
+def test_the_formulas_doc_states_the_worked_example() -> None:
+    text = (DOCS / "formulas.md").read_text(encoding="utf-8")
+    assert "45,180.72" in text and "451,807" in text
