@@ -1,0 +1,596 @@
+"""The `margincall` command: `serve`, `demo`, `bots` (and the store's `export`, `verify`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="margincall",
+    help="A paper-trading exchange for perpetual futures, over WebSocket.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+# ------------------------------------------------------------------ serve
+
+
+@dataclass
+class ServeOptions:
+    """Everything `serve` needs; adapters (store, MQTT) add their fields and hooks here.
+
+    `extra` keys understood by `start_stack`: ``"exchange"`` (an `Exchange` to run, e.g.
+    one the store recovered), ``"instrument_list"`` (instruments instead of the file),
+    ``"before_start"`` (async callables `(runtime, server)` run after both are built and
+    before they start: the place to `store.attach(runtime)`, load key records into
+    `server.api.keys`, or start an MQTT bridge on `runtime.subscribe(...)`) and
+    ``"after_stop"`` (async callables `()` that `serve` runs after `stop_stack`).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    instruments: Path | None = None
+    clock: str = "realtime"
+    start_ts: int | None = None
+    admin_token: str | None = None
+    master_key_file: Path | None = None
+    rate_limit: float | None = 5000.0
+    max_connections: int = 1000
+    compression: bool = False
+    tick_interval: float | None = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_master_key(path: Path | None) -> bytes | None:
+    """The master key that API secrets are derived from (see `exchange.auth`).
+
+    From MARGINCALL_MASTER_KEY (hex) or a file (created with 32 random bytes, mode 0600,
+    when missing). None: a fresh random key per process (secrets die with it)."""
+    env = os.environ.get("MARGINCALL_MASTER_KEY")
+    if env:
+        return bytes.fromhex(env)
+    if path is None:
+        return None
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex() + "\n")
+    return key
+
+
+async def start_stack(opts: ServeOptions) -> tuple[Any, Any]:
+    """Build and start the runtime and the server; returns (runtime, server)."""
+    from exchange.auth import AdminAuth, KeyStore
+    from exchange.config import load_instruments
+    from exchange.core.engine import Exchange
+    from exchange.runtime import Runtime
+    from exchange.server import Server, ServerConfig
+
+    instruments = opts.extra.get("instrument_list") or load_instruments(opts.instruments)
+    exchange = opts.extra.get("exchange") or Exchange(instruments)
+    runtime = Runtime(
+        exchange,
+        clock=opts.clock,  # type: ignore[arg-type]
+        start_ts=opts.start_ts,
+        tick_interval=opts.tick_interval,
+    )
+    keys = KeyStore(load_master_key(opts.master_key_file))
+    cfg = ServerConfig(
+        host=opts.host,
+        port=opts.port,
+        rate_limit=opts.rate_limit or None,
+        max_connections=opts.max_connections,
+        compression="deflate" if opts.compression else None,
+    )
+    server = Server(runtime, cfg, keys=keys, admin=AdminAuth(opts.admin_token))
+    opts.extra["runtime"] = runtime
+    for hook in opts.extra.get("before_start", []):
+        await hook(runtime, server)
+    await runtime.start()
+    await server.start()
+    return runtime, server
+
+
+async def stop_stack(runtime: Any, server: Any) -> None:
+    await server.stop()
+    await runtime.stop()
+
+
+async def _serve(opts: ServeOptions) -> None:
+    runtime, server = await start_stack(opts)
+    token_note = "" if opts.admin_token else f"  admin token: {server.admin_token}"
+    typer.echo(f"margincall listening on {server.url} (clock {opts.clock}){token_note}", err=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    typer.echo("shutting down", err=True)
+    await stop_stack(runtime, server)
+    for hook in opts.extra.get("after_stop", []):
+        await hook()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (0: any free port).")] = 8765,
+    instruments: Annotated[
+        Path | None, typer.Option(help="Instruments TOML file (default: the shipped one).")
+    ] = None,
+    clock: Annotated[str, typer.Option(help="realtime | stepped")] = "realtime",
+    start_ts: Annotated[
+        int | None, typer.Option(help="Stepped clock: engine time (ns) to start at.")
+    ] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MARGINCALL_ADMIN_TOKEN", help="Admin token (default: random, printed)."
+        ),
+    ] = None,
+    master_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="MARGINCALL_MASTER_KEY_FILE",
+            help="File holding the key API secrets are derived from (created if missing).",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        float, typer.Option(help="Messages per second per connection (0: no limit).")
+    ] = 5000.0,
+    max_connections: Annotated[int, typer.Option(help="Connections at most.")] = 1000,
+    compression: Annotated[bool, typer.Option(help="permessage-deflate (off: faster).")] = False,
+    log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    db: Annotated[
+        str,
+        typer.Option(
+            envvar="MARGINCALL_DB",
+            help="Store database: sqlite:///path.db or postgresql+psycopg://user@host/db.",
+        ),
+    ] = "sqlite:///data/margincall.db",
+    store: Annotated[
+        str,
+        typer.Option(
+            help="durable (answer after commit), fast (answers do not wait), or off (no store)."
+        ),
+    ] = "durable",
+    snapshot_every: Annotated[
+        int, typer.Option(help="Snapshot every N commands (0: not by count).")
+    ] = 50_000,
+    snapshot_interval: Annotated[
+        float, typer.Option(help="Snapshot every T seconds (0: not by time).")
+    ] = 300.0,
+    mqtt: Annotated[
+        str | None, typer.Option(help="MQTT bridge to this broker: mqtt://host:port.")
+    ] = None,
+    mqtt_user: Annotated[
+        str | None, typer.Option(envvar="MARGINCALL_MQTT_USER", help="MQTT username.")
+    ] = None,
+    mqtt_password: Annotated[
+        str | None, typer.Option(envvar="MARGINCALL_MQTT_PASSWORD", help="MQTT password.")
+    ] = None,
+) -> None:
+    """Run the exchange server."""
+    if clock not in ("realtime", "stepped"):
+        raise typer.BadParameter("clock must be realtime or stepped", param_hint="--clock")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    opts = ServeOptions(
+        host=host,
+        port=port,
+        instruments=instruments,
+        clock=clock,
+        start_ts=start_ts,
+        admin_token=admin_token,
+        master_key_file=master_key_file,
+        rate_limit=rate_limit,
+        max_connections=max_connections,
+        compression=compression,
+    )
+    if store not in ("durable", "fast", "off"):
+        raise typer.BadParameter("store must be durable, fast or off", param_hint="--store")
+    if store != "off":
+        from exchange.store.serving import install as install_store
+
+        journal = install_store(
+            opts, db, store, snapshot_every=snapshot_every, snapshot_interval=snapshot_interval
+        )
+
+        async def close_store() -> None:
+            runtime = opts.extra.get("runtime")
+            await journal.close(runtime.exchange if runtime is not None else None)
+
+        opts.extra.setdefault("after_stop", []).append(close_store)
+    if mqtt:
+        from exchange.mqtt import install as install_mqtt
+
+        install_mqtt(opts, mqtt, username=mqtt_user, password=mqtt_password)
+    asyncio.run(_serve(opts))
+
+
+# ------------------------------------------------------------------ bots
+
+
+@dataclass
+class BotFleet:
+    """Accounts and bots on one symbol: a market maker, noise traders, momentum traders."""
+
+    url: str
+    admin_token: str
+    symbol: str = "BTCUSDT"
+    noise: int = 4
+    momentum: int = 16
+    seed: int = 7
+    pace: float = 1.0  # multiplies every bot interval
+    bots: list[Any] = field(default_factory=list)
+    clients: list[Any] = field(default_factory=list)
+
+    async def start(
+        self, stop: asyncio.Event, *, long_bias: bool = True
+    ) -> list[asyncio.Task[None]]:
+        from clients import Client
+        from clients.bots import MarketMaker, MomentumTrader, NoiseTrader
+
+        admin = await Client(self.url, admin_token=self.admin_token).connect()
+        self.clients.append(admin)
+        rng = __import__("random").Random(self.seed)
+
+        async def account(deposit: str) -> Client:
+            k = await admin.create_account(deposit=deposit)
+            c = await Client(self.url, api_key=k["apiKey"], secret=k["secret"]).connect()
+            self.clients.append(c)
+            return c
+
+        p = self.pace
+        self.bots.append(MarketMaker(await account("5000000"), self.symbol, refresh=0.25 * p,
+                                     size=Decimal("0.04"),
+                                     seed=rng.randrange(2**32)))  # fmt: skip
+        for _ in range(self.noise):
+            self.bots.append(NoiseTrader(await account("200000"), self.symbol,
+                                         mean_interval=0.3 * p, seed=rng.randrange(2**32)))  # fmt: skip
+        for i in range(self.momentum):
+            lev = 15 + 2 * i  # dense liquidation prices: one fill reaches the next
+            size = Decimal("0.15") + Decimal(i % 4) / 20
+            bot = MomentumTrader(await account(str(8000 + 1000 * (i % 5))), self.symbol,
+                                 leverage=lev, size=size, interval=0.4 * p, lookback=4,
+                                 long_only=long_bias, exit_on_reversal=not long_bias,
+                                 seed=rng.randrange(2**32))  # fmt: skip
+            self.bots.append(bot)
+        return [asyncio.create_task(b.run(stop)) for b in self.bots]
+
+    async def open_longs(self) -> None:
+        """Momentum traders start long (the story: a rally everyone levered into)."""
+        from clients.bots import MomentumTrader
+
+        for b in self.bots:
+            if isinstance(b, MomentumTrader):
+                await b.setup()
+                await b.call(b.client.place_order(self.symbol, "BUY", b.size))
+
+    async def close(self) -> None:
+        for c in self.clients:
+            with contextlib.suppress(Exception):
+                await c.close()
+
+
+@app.command()
+def bots(
+    url: Annotated[str, typer.Option(help="Server URL.")] = "ws://127.0.0.1:8765",
+    admin_token: Annotated[
+        str, typer.Option(envvar="MARGINCALL_ADMIN_TOKEN", help="Admin token.")
+    ] = "",
+    symbol: Annotated[str, typer.Option(help="Symbol to trade.")] = "BTCUSDT",
+    noise: Annotated[int, typer.Option(help="Noise traders.")] = 4,
+    momentum: Annotated[int, typer.Option(help="Leveraged momentum traders.")] = 16,
+    index: Annotated[
+        str | None, typer.Option(help="Set this index price first (if the symbol has none).")
+    ] = None,
+    duration: Annotated[float, typer.Option(help="Seconds to run (0: until Ctrl-C).")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+) -> None:
+    """Run example bots (market maker, noise, momentum) against a running server."""
+    if not admin_token:
+        raise typer.BadParameter("the admin token is needed to create the bots' accounts")
+
+    async def main() -> None:
+        from clients import Client
+
+        if index is not None:
+            async with Client(url, admin_token=admin_token) as adm:
+                await adm.set_index(symbol, index)
+        fleet = BotFleet(url, admin_token, symbol, noise, momentum, seed)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        tasks = await fleet.start(stop, long_bias=False)
+        typer.echo(f"{len(fleet.bots)} bots trading {symbol} on {url}", err=True)
+        if duration:
+            loop.call_later(duration, stop.set)
+        await stop.wait()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for b in fleet.bots:
+            typer.echo(f"{b.name}: {b.stats.orders} orders, {b.stats.errors} errors", err=True)
+        await fleet.close()
+
+    asyncio.run(main())
+
+
+@app.command("account")
+def create_account(
+    url: Annotated[str, typer.Option(help="Server URL.")] = "ws://127.0.0.1:8765",
+    admin_token: Annotated[
+        str, typer.Option(envvar="MARGINCALL_ADMIN_TOKEN", help="Admin token.")
+    ] = "",
+    deposit: Annotated[str, typer.Option(help="USDT to deposit.")] = "10000",
+) -> None:
+    """Create an account on a running server; print its id, API key and secret (JSON)."""
+    import json
+
+    if not admin_token:
+        raise typer.BadParameter("the admin token is needed", param_hint="--admin-token")
+
+    async def main() -> dict[str, Any]:
+        from clients import Client
+
+        async with Client(url, admin_token=admin_token, reconnect=False) as c:
+            return dict(await c.create_account(deposit=deposit))
+
+    typer.echo(json.dumps(asyncio.run(main())))
+
+
+# ------------------------------------------------------------------ demo
+
+
+@dataclass
+class DemoState:
+    mark: str = "-"
+    index: str = "-"
+    last: str = "-"
+    funding: str = "-"
+    trades: int = 0
+    liquidations: int = 0
+    liquidated_qty: Decimal = Decimal(0)
+    max_generation: int = 0
+    cascades: list[dict[str, Any]] = field(default_factory=list)
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+    phase: str = "warming up"
+    insurance: str = "0"
+    marks: deque[Decimal] = field(default_factory=lambda: deque(maxlen=60))
+
+
+def demo_instruments() -> list[Any]:
+    """The shipped instruments, BTCUSDT marked at the last trade so fills move the mark."""
+    from exchange.config import load_instruments
+
+    return [
+        dataclasses.replace(i, mark_method="last") if i.symbol == "BTCUSDT" else i
+        for i in load_instruments()
+    ]
+
+
+def render(state: DemoState, url: str, token: str, left: float) -> Any:
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+
+    head = Table.grid(padding=(0, 2))
+    head.add_row("[b]connect[/b]", url, "[b]admin token[/b]", token)
+    head.add_row("[b]phase[/b]", state.phase, "[b]time left[/b]", f"{left:5.1f} s")
+    market = Table(title="BTCUSDT", expand=True)
+    for col in ("mark", "index", "last", "funding", "trades", "liquidations", "liq. qty",
+                "deepest gen.", "insurance fund"):  # fmt: skip
+        market.add_column(col, justify="right")
+    market.add_row(state.mark, state.index, state.last, state.funding, str(state.trades),
+                   str(state.liquidations), str(state.liquidated_qty), str(state.max_generation),
+                   state.insurance)  # fmt: skip
+    casc = Table(title="cascades", expand=True)
+    for col in ("id", "liquidations", "volume", "generations", "price path", "fund before → after"):
+        casc.add_column(col)
+    for c in state.cascades[-5:]:
+        path = c["pricePath"]
+        span = (f"{path[0]} → {path[-1]}" if len(path) > 1 else path[0]) if path else "-"
+        casc.add_row(str(c["cascadeId"]), str(c["liquidations"]), c["volume"],
+                     str(c["generations"]), span,
+                     f"{c['insuranceBefore']} → {c['insuranceAfter']}")  # fmt: skip
+    recent = "\n".join(state.recent) or "(no liquidation yet)"
+    return Group(
+        Panel(head, title="margincall demo"),
+        market,
+        casc,
+        Panel(recent, title="latest liquidations"),
+    )
+
+
+async def run_demo(host: str, port: int, duration: float, seed: int, live: bool) -> DemoState:
+    from rich.console import Console
+    from rich.live import Live
+
+    from clients import Client
+
+    console = Console(stderr=False)
+    token = secrets.token_urlsafe(12)
+    opts = ServeOptions(host=host, port=port, clock="realtime", admin_token=token, rate_limit=None)
+    opts.extra["instrument_list"] = demo_instruments()
+    runtime, server = await start_stack(opts)
+    state = DemoState()
+    console.print(f"margincall demo: server on [b]{server.url}[/b]  (admin token {token})")
+    console.print("BTCUSDT marks at the last trade here, so liquidation fills move the mark: "
+                  "that feedback is the cascade.")  # fmt: skip
+    stop = asyncio.Event()
+    admin = await Client(server.url, admin_token=token).connect()
+    await admin.set_index("BTCUSDT", "50000")
+    yours = await admin.create_account(deposit="100000")
+    console.print(
+        f"an account for you (100,000 USDT): MC_KEY={yours['apiKey']} MC_SECRET={yours['secret']}"
+    )
+    pace = max(0.25, min(1.0, duration / 60))
+    fleet = BotFleet(server.url, token, seed=seed, pace=pace)
+    watcher = await Client(server.url).connect()
+    streams = await watcher.subscribe(
+        "mark.BTCUSDT", "liquidations.BTCUSDT", "cascades", "trades.BTCUSDT"
+    )
+
+    async def watch_marks() -> None:
+        async for m in streams[0]:
+            state.mark, state.index, state.last = m["mark"], m["index"], m["last"]
+            state.funding = m["fundingRate"]
+            state.marks.append(Decimal(m["mark"]))
+
+    async def watch_liqs() -> None:
+        async for liq in streams[1]:
+            state.liquidations += 1
+            state.liquidated_qty += Decimal(liq["qty"])
+            state.max_generation = max(state.max_generation, liq["generation"])
+            state.recent.appendleft(
+                f"#{liq['liquidationId']} cascade {liq['cascadeId']} gen {liq['generation']}: "
+                f"{liq['side']} {liq['qty']} at mark {liq['triggerMark']} "
+                f"(bankruptcy {liq['bankruptcyPrice']}, filled {liq['filledQty']}, "
+                f"fund Δ {liq['insuranceDelta']})"
+            )
+
+    async def watch_cascades() -> None:
+        async for c in streams[2]:
+            state.cascades.append(c)
+
+    async def watch_trades() -> None:
+        async for _ in streams[3]:
+            state.trades += 1
+
+    async def script() -> None:
+        """The story: a rally, everyone levers up long, then the index crashes."""
+        import random
+
+        rng = random.Random(seed)
+        t0 = time.monotonic()
+        index = Decimal(50000)
+        crash_at = duration * 0.45
+        steps = 6  # the crash comes in steps of -1.5 %, each inside the ±5 % price band
+        step_gap = 0.3
+        done_steps = 0
+        state.phase = "rally: momentum traders lever up"
+        await fleet.open_longs()
+        while not stop.is_set():
+            t = time.monotonic() - t0
+            if t >= crash_at and done_steps < steps:
+                if t >= crash_at + done_steps * step_gap:
+                    done_steps += 1
+                    state.phase = f"CRASH: index step {done_steps}/{steps} (-1.5 % each)"
+                    index = (index * Decimal("0.985")).quantize(Decimal("0.1"))
+            else:
+                drift = 0.0004 if t < crash_at else 0.0
+                index *= Decimal(str(1 + rng.uniform(-0.0003, 0.0003) + drift / 2))
+                index = index.quantize(Decimal("0.1"))
+                if done_steps == steps:
+                    state.phase = "after the crash"
+            with contextlib.suppress(Exception):
+                await admin.set_index("BTCUSDT", index)
+                state.insurance = (await admin.stats())["insuranceFund"]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(0.25 * pace, step_gap / 2))
+
+    watchers = [
+        asyncio.create_task(f()) for f in (watch_marks, watch_liqs, watch_cascades, watch_trades)
+    ]
+    bot_tasks = await fleet.start(stop)
+    script_task = asyncio.create_task(script())
+    t_end = time.monotonic() + duration
+    try:
+        if live:
+            with Live(render(state, server.url, token, duration), console=console,
+                      refresh_per_second=4, transient=False) as view:  # fmt: skip
+                while time.monotonic() < t_end:
+                    await asyncio.sleep(0.25)
+                    view.update(
+                        render(state, server.url, token, max(0.0, t_end - time.monotonic()))
+                    )
+        else:
+            while time.monotonic() < t_end:
+                await asyncio.sleep(min(1.0, max(0.0, t_end - time.monotonic())))
+                console.print(f"[{state.phase}] mark {state.mark} index {state.index} last "
+                              f"{state.last} | liquidations {state.liquidations} "
+                              f"cascades {len(state.cascades)}")  # fmt: skip
+    finally:
+        stop.set()
+        await asyncio.gather(*bot_tasks, script_task, return_exceptions=True)
+        for w in watchers:
+            w.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        await fleet.close()
+        await watcher.close()
+        await admin.close()
+        await stop_stack(runtime, server)
+    console.print(
+        f"demo over: {state.trades} trades, {state.liquidations} liquidations "
+        f"({state.liquidated_qty} BTC) in {len(state.cascades)} cascades, deepest generation "
+        f"{state.max_generation}; insurance fund {state.insurance} USDT"
+    )
+    for c in state.cascades:
+        if c["liquidations"] > 1:
+            console.print(
+                f"  cascade {c['cascadeId']}: {c['liquidations']} liquidations over "
+                f"{c['generations']} generations, mark path {' → '.join(c['pricePath'][:6])}"
+                f"{' …' if len(c['pricePath']) > 6 else ''}"
+            )
+    return state
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (0: any free port).")] = 8765,
+    duration: Annotated[float, typer.Option(help="Seconds before the demo ends by itself.")] = 60.0,
+    seed: Annotated[int, typer.Option(help="Random seed of the bots and the price path.")] = 7,
+    live: Annotated[bool, typer.Option(help="Live rich view (else one line a second).")] = True,
+) -> None:
+    """Start a server with bots and a scripted index crash; watch the cascade live."""
+    if duration <= 0:
+        raise typer.BadParameter("must be positive", param_hint="--duration")
+    logging.basicConfig(level=logging.WARNING)
+    live = live and sys.stdout.isatty()
+    asyncio.run(run_demo(host, port, duration, seed, live))
+
+
+def _register_store_commands() -> None:
+    try:
+        from exchange.store.cli import export_command, verify_command
+    except ImportError:  # the store's optional dependencies are missing
+        return
+    app.command("export")(export_command)
+    app.command("verify")(verify_command)
+
+
+_register_store_commands()
+
+
+def _register_replay_commands() -> None:
+    from replay.cli_commands import backtest_command, replay_command
+
+    app.command("replay")(replay_command)
+    app.command("backtest")(backtest_command)
+
+
+_register_replay_commands()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,114 @@
+"""The `margincall` command: demo (bounded, smoke-tested), serve, bots."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from clients import Client
+from exchange.cli import app, load_master_key
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def margincall(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "exchange.cli", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )  # fmt: skip
+
+
+def test_demo_runs_a_crash_and_ends_by_itself() -> None:
+    t0 = time.monotonic()
+    r = margincall("demo", "--port", "0", "--duration", "6", "--no-live", timeout=90)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert time.monotonic() - t0 < 40
+    out = r.stdout
+    assert re.search(r"server on ws://127\.0\.0\.1:\d+", out)
+    assert "CRASH" in out and "MC_KEY=" in out
+    m = re.search(r"(\d+) liquidations .* in (\d+) cascades", out)
+    assert m and int(m.group(1)) >= 1, out[-1500:]
+
+
+def _serve(db: str) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "MARGINCALL_ADMIN_TOKEN": "tok"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exchange.cli", "serve", "--port", "0", "--clock", "stepped",
+         "--db", db],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    line = ""
+    for _ in range(40):
+        line = proc.stderr.readline()
+        m = re.search(r"listening on (ws://\S+)", line)
+        if m:
+            return proc, m.group(1)
+    proc.kill()
+    raise AssertionError(line)
+
+
+def test_serve_starts_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """`serve` answers, stops cleanly on SIGTERM, and its store keeps what it acknowledged:
+    a restart on the same database carries on where it stopped."""
+    db = f"sqlite:///{tmp_path / 'mc.db'}"
+    proc, url = _serve(db)
+    try:
+
+        async def talk() -> None:
+            async with Client(url, admin_token="tok") as c:
+                assert (await c.time())["clock"] == "stepped"
+                assert (await c.create_account())["account"] == 1
+
+        asyncio.run(talk())
+        made = margincall("account", "--url", url, "--admin-token", "tok", "--deposit", "5")
+        assert made.returncode == 0, made.stderr
+        assert json.loads(made.stdout)["account"] == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    proc, url = _serve(db)
+    try:
+
+        async def again() -> None:
+            async with Client(url, admin_token="tok") as c:
+                assert (await c.create_account())["account"] == 3
+
+        asyncio.run(again())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_cli_arguments() -> None:
+    runner = CliRunner()
+    r = runner.invoke(app, ["--help"])
+    assert r.exit_code == 0 and "serve" in r.output and "demo" in r.output and "bots" in r.output
+    r = runner.invoke(app, ["serve", "--clock", "sideways"])
+    assert r.exit_code != 0
+    r = runner.invoke(app, ["demo", "--duration", "0"])
+    assert r.exit_code != 0
+    r = runner.invoke(app, ["bots"])
+    assert r.exit_code != 0  # needs the admin token
+
+
+def test_master_key_file_is_created_private_and_reused(tmp_path: Path) -> None:
+    p = tmp_path / "keys" / "master.key"
+    k1 = load_master_key(p)
+    assert k1 is not None and len(k1) == 32
+    assert (p.stat().st_mode & 0o777) == 0o600
+    assert load_master_key(p) == k1
+    assert load_master_key(None) is None

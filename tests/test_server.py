@@ -1,0 +1,414 @@
+"""End to end over real sockets on 127.0.0.1: every message checked against docs/asyncapi.yaml."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from exchange.server import ServerConfig
+from exchange.testing import Probe, Schemas, fund_accounts, running_stack
+
+S = Schemas()
+SYM = "BTCUSDT"
+
+
+@pytest.fixture(autouse=True)
+def _schema_failures() -> Iterator[None]:
+    S.failures.clear()
+    yield
+    assert not S.failures, S.failures[:3]
+
+
+async def admin_probe(url: str, token: str) -> Probe:
+    p = await Probe(url, S).__aenter__()
+    await p.call("session.logon", adminToken=token)
+    return p
+
+
+async def test_two_accounts_trade_and_every_stream_arrives() -> None:
+    async with running_stack() as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        a_key, b_key = await fund_accounts(adm, 2, index=None)
+        async with Probe(st.url, S) as a, Probe(st.url, S) as b, Probe(st.url, S) as w:
+            await a.logon(a_key["apiKey"], a_key["secret"])
+            await b.logon(b_key["apiKey"], b_key["secret"])
+            await a.call("subscribe", streams=["account"])
+            await b.call("subscribe", streams=["account"])
+            res = await w.call("subscribe", streams=[f"book.{SYM}", f"trades.{SYM}", f"mark.{SYM}",
+                                                     f"liquidations.{SYM}", f"status.{SYM}", "cascades"])  # fmt: skip
+            assert len(res["streams"]) == 6
+            snap = await w.next(f"book.{SYM}")
+            assert snap["type"] == "snapshot" and snap["bids"] == [] and snap["asks"] == []
+
+            await adm.call("admin.setIndex", symbol=SYM, price="50000")
+            mark = await w.next(f"mark.{SYM}")
+            assert mark["mark"] == "50000.00" and mark["index"] == "50000.00"
+
+            sell = await a.call("order.place", symbol=SYM, side="SELL", type="LIMIT",
+                                quantity="1", price="50000", timeInForce="GTC",
+                                newClientOrderId="a-1")  # fmt: skip
+            assert sell["status"] == "NEW" and sell["clientOrderId"] == "a-1"
+            buy = await b.call("order.place", symbol=SYM, side="BUY", type="LIMIT",
+                               quantity="0.4", price="50010")  # fmt: skip
+            assert buy["status"] == "FILLED" and buy["executedQty"] == "0.400"
+            assert buy["avgPrice"] == "50000.00000000" and buy["fills"] == [["50000.00", "0.400"]]
+
+            trade = await w.next(f"trades.{SYM}")
+            assert trade["price"] == "50000.00" and trade["qty"] == "0.400"
+            assert trade["takerSide"] == "BUY" and "account" not in json.dumps(trade)
+            delta = await w.next(f"book.{SYM}", where=lambda d: d["bookSeq"] == snap["bookSeq"] + 2)
+            assert delta["asks"] == [["50000.00", "0.600"]]
+
+            a_fill = await a.next("account", where=lambda m: m["type"] == "fill")
+            b_fill = await b.next("account", where=lambda m: m["type"] == "fill")
+            assert (
+                a_fill["maker"]
+                and a_fill["orderId"] == sell["orderId"]
+                and a_fill["side"] == "SELL"
+            )
+            assert not b_fill["maker"] and b_fill["orderId"] == buy["orderId"]
+            a_pos = await a.next("account", where=lambda m: m["type"] == "position")
+            assert a_pos["positionAmt"] == "-0.400"
+            # a stream never carries the other account's ids
+            for m in list(b.streams.get("account", [])):
+                assert m.get("orderId") in (None, buy["orderId"])
+
+            # order management round trip
+            st_a = await a.call("order.status", symbol=SYM, origClientOrderId="a-1")
+            assert st_a["status"] == "PARTIALLY_FILLED" and st_a["remainingQty"] == "0.600"
+            mod = await a.call("order.modify", symbol=SYM, orderId=sell["orderId"], quantity="0.8")
+            assert mod["origQty"] == "0.800" and mod["remainingQty"] == "0.400"
+            amended = await a.next("account", where=lambda m: m.get("event") == "AMENDED")
+            assert amended["priorityKept"] is True
+            assert [o["orderId"] for o in await a.call("openOrders.status")] == [sell["orderId"]]
+            canceled = await a.call("order.cancel", symbol=SYM, orderId=sell["orderId"])
+            assert canceled["status"] == "CANCELED"
+            await a.next("account", where=lambda m: m.get("event") == "CANCELED")
+            await a.call(
+                "order.place", symbol=SYM, side="BUY", type="LIMIT", quantity="0.01", price="49000"
+            )
+            await a.call(
+                "order.place", symbol=SYM, side="BUY", type="LIMIT", quantity="0.01", price="48900"
+            )
+            assert (await a.call("order.cancelAll", symbol=SYM))["canceled"] == 2
+            assert await a.call("openOrders.status", symbol=SYM) == []
+
+            # account, margin, leverage
+            acct = await b.call("account.status")
+            [pos] = acct["positions"]
+            assert pos["positionAmt"] == "0.400" and pos["entryPrice"] == "50000.00000000"
+            assert pos["liquidationPrice"] != "0.00" and pos["bankruptcyPrice"] != "0.00"
+            added = await b.call("position.margin", symbol=SYM, amount="100", type=1)
+            removed = await b.call("position.margin", symbol=SYM, amount="50", type=2)
+            assert float(removed["isolatedMargin"]) == float(added["isolatedMargin"]) - 50
+            await b.next("account", where=lambda m: m["type"] == "margin")
+            assert (await a.call("leverage.set", symbol=SYM, leverage=10))["leverage"] == 10
+            await a.next("account", where=lambda m: m["type"] == "leverage")
+
+            # public reads
+            info = await w.call("exchangeInfo")
+            assert {s["symbol"] for s in info["symbols"]} == {"BTCUSDT", "ETHUSDT"}
+            depth = await w.call("depth", symbol=SYM, limit=5)
+            assert depth["bids"] == [] and depth["asks"] == []
+            t = await w.call("time")
+            assert t["clock"] == "stepped" and abs(t["serverTime"] - time.time() * 1000) < 5000
+            tick = await w.call("ticker", symbol=SYM)
+            assert tick["last"] == "50000.00"
+
+            # halt / resume reach status.<SYM>; orders are refused while halted
+            await adm.call("admin.halt", symbol=SYM)
+            assert (await w.next(f"status.{SYM}"))["status"] == "HALTED"
+            assert await a.error("order.place", symbol=SYM, side="BUY", type="LIMIT",
+                                 quantity="0.01", price="49000") == -9005  # fmt: skip
+            await adm.call("admin.resume", symbol=SYM)
+            assert (await w.next(f"status.{SYM}"))["status"] == "TRADING"
+
+            # deposits and withdrawals reach the owner's account stream
+            await adm.call("admin.withdraw", account=b.account, asset="USDT", amount="10")
+            w_msg = await b.next("account", where=lambda m: m["type"] == "withdrawal")
+            assert w_msg["amount"] == "10.00000000"
+            res = await w.call("unsubscribe", streams=[f"trades.{SYM}"])
+            assert f"trades.{SYM}" not in res["streams"]
+        await adm.close()
+
+
+async def test_index_crash_liquidates_on_public_and_owner_streams() -> None:
+    async with running_stack() as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        keys = await fund_accounts(adm, 4)
+        mm, lo1, lo2, short = [await Probe(st.url, S).__aenter__() for _ in range(4)]
+        for p, k in zip((mm, lo1, lo2, short), keys, strict=True):
+            await p.logon(k["apiKey"], k["secret"])
+        watch = await Probe(st.url, S).__aenter__()
+        await watch.call("subscribe", streams=[f"liquidations.{SYM}", "cascades"])
+        for p in (lo1, lo2, short):
+            await p.call("subscribe", streams=["account"])
+        # two leveraged longs buy from a maker; a short holds the other side
+        await mm.call(
+            "order.place", symbol=SYM, side="SELL", type="LIMIT", quantity="2", price="50000"
+        )
+        for p, lev in ((lo1, 50), (lo2, 25)):
+            await p.call("leverage.set", symbol=SYM, leverage=lev)
+            await p.call("order.place", symbol=SYM, side="BUY", type="MARKET", quantity="1")
+        await short.call("leverage.set", symbol=SYM, leverage=2)
+        await short.call(
+            "order.place", symbol=SYM, side="SELL", type="LIMIT", quantity="2", price="50000"
+        )
+        await mm.call(
+            "order.place", symbol=SYM, side="BUY", type="LIMIT", quantity="2", price="50000"
+        )
+        # the crash: -8 % through the admin API
+        await adm.call("admin.shockIndex", symbol=SYM, change="-0.08")
+        liqs = [await watch.next(f"liquidations.{SYM}") for _ in range(2)]
+        assert {liq["side"] for liq in liqs} == {"LONG"}
+        assert all(liq["generation"] >= 0 and liq["cascadeId"] >= 1 for liq in liqs)
+        cascade = await watch.next("cascades")
+        assert cascade["liquidations"] >= 2
+        for p in (lo1, lo2):
+            own = await p.next("account", where=lambda m: m["type"] == "liquidation")
+            assert own["liquidationId"] in {liq["liquidationId"] for liq in liqs}
+            assert (await p.call("account.status"))["positions"] == []
+        # the short is not liquidated, and never sees the longs' liquidations
+        await asyncio.sleep(0.05)
+        assert not [m for m in short.drain("account") if m["type"] == "liquidation"]
+        for p in (mm, lo1, lo2, short, watch, adm):
+            await p.close()
+
+
+async def run_backtest(seed: int) -> tuple[list[tuple[Any, ...]], str]:
+    """A strategy over WebSocket on a stepped clock, with random think times."""
+    rng = random.Random(seed)
+    prices = [50000 + 40 * k for k in (0, 3, 1, -4, -9, -2, 5, 8, 2, -6, -15, -30, -60, -45, -10)]
+    fills: list[tuple[Any, ...]] = []
+    async with running_stack(clock="stepped", start_ts=1_700_000_000 * 10**9) as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        mk_key, strat_key = await fund_accounts(adm, 2, index=str(prices[0]))
+        async with Probe(st.url, S) as maker, Probe(st.url, S) as strat:
+            await maker.logon(mk_key["apiKey"], mk_key["secret"])
+            await strat.logon(strat_key["apiKey"], strat_key["secret"])
+            await strat.call("subscribe", streams=["account", f"mark.{SYM}"])
+            await strat.call("leverage.set", symbol=SYM, leverage=20)
+            last = None
+            for step, px in enumerate(prices):
+                await adm.call("admin.advanceClock", by=60 * 10**9)
+                await adm.call("admin.setIndex", symbol=SYM, price=str(px))
+                await maker.call("order.cancelAll", symbol=SYM)
+                for i in range(1, 4):
+                    await maker.call("order.place", symbol=SYM, side="SELL", type="LIMIT",
+                                     quantity="0.5", price=str(px + 5 * i))  # fmt: skip
+                    await maker.call("order.place", symbol=SYM, side="BUY", type="LIMIT",
+                                     quantity="0.5", price=str(px - 5 * i))  # fmt: skip
+                strat.drain(f"mark.{SYM}")
+                mark = await strat.call("ticker", symbol=SYM)
+                await asyncio.sleep(rng.random() * 0.003)  # the strategy "thinks"
+                m = float(mark["mark"])
+                if last is not None and m != last and step % 2 == 0:
+                    side = "BUY" if m > last else "SELL"
+                    await strat.call(
+                        "order.place", symbol=SYM, side=side, type="MARKET", quantity="0.3"
+                    )
+                last = m
+            await asyncio.sleep(0.05)
+            for msg in strat.drain("account"):
+                if msg["type"] == "fill":
+                    fills.append(
+                        (
+                            msg["tradeId"],
+                            msg["side"],
+                            msg["price"],
+                            msg["qty"],
+                            msg["fee"],
+                            msg["ts"],
+                        )
+                    )
+        h = st.exchange.state_hash()
+        await adm.close()
+    return fills, h
+
+
+async def test_stepped_backtest_twice_gives_identical_fills() -> None:
+    fills1, h1 = await run_backtest(seed=1)
+    fills2, h2 = await run_backtest(seed=2)
+    assert fills1 and fills1 == fills2
+    assert h1 == h2
+    assert all(f[5] >= 1_700_000_000 * 10**9 for f in fills1)  # engine time, not wall time
+
+
+def small_rcvbuf_socket(port: int) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.setblocking(False)
+    return s
+
+
+async def test_slow_consumer_is_dropped_and_others_keep_their_latency() -> None:
+    cfg = ServerConfig(max_outbox=200, close_timeout=1.0, socket_send_buffer=4096)
+    async with running_stack(config=cfg) as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        [k] = await fund_accounts(adm, 1)
+        # the slow client subscribes, then never reads again
+        slow = await connect(st.url, sock=small_rcvbuf_socket(st.server.port), max_queue=1,
+                             compression=None)  # fmt: skip
+        await slow.send(json.dumps({"id": 1, "method": "subscribe",
+                                    "params": {"streams": [f"mark.{SYM}", f"book.{SYM}"]}}))  # fmt: skip
+        fast = await Probe(st.url, S).__aenter__()
+        await fast.logon(k["apiKey"], k["secret"])
+        lat: list[float] = []
+        for i in range(1500):
+            await adm.call("admin.setIndex", symbol=SYM, price=str(50000 + (i % 7)))
+            if i % 5 == 0:
+                t0 = time.perf_counter()
+                o = await fast.call("order.place", symbol=SYM, side="BUY", type="LIMIT",
+                                    quantity="0.01", price=str(49000 + i % 50))  # fmt: skip
+                await fast.call("order.cancel", symbol=SYM, orderId=o["orderId"])
+                lat.append(time.perf_counter() - t0)
+            if st.server.slow_consumers_dropped:
+                break
+        assert st.server.slow_consumers_dropped == 1
+        stats = await adm.call("admin.stats")
+        assert stats["server"]["slowConsumersDropped"] == 1
+        lat.sort()
+        assert lat and lat[int(len(lat) * 0.99) - 1] < 0.2, lat[
+            -5:
+        ]  # not blocked behind the slow one
+        # the dropped client sees a close, with the reason, once it reads again
+        with pytest.raises(ConnectionClosed) as e:
+            while True:
+                await asyncio.wait_for(slow.recv(), 5)
+        assert e.value.rcvd is None or e.value.rcvd.code == 1008
+        # the others still work
+        assert (await fast.call("time"))["clock"] == "stepped"
+        await fast.close()
+        await adm.close()
+
+
+async def test_rate_limit_answers_1015_then_disconnects_abuse() -> None:
+    cfg = ServerConfig(rate_limit=50.0, rate_burst=10.0, abuse_strikes=30)
+    async with running_stack(config=cfg) as st:
+        async with connect(st.url, compression=None) as ws:
+            codes = []
+            with pytest.raises(ConnectionClosed) as e:
+                for i in range(200):
+                    await ws.send(json.dumps({"id": i, "method": "time"}))
+                    msg = json.loads(await ws.recv())
+                    if msg["status"] != 200:
+                        S.check("ErrorResponse", msg)
+                        assert msg["id"] == i and msg["status"] == 429
+                        codes.append(msg["error"]["code"])
+            assert set(codes) == {-1015} and len(codes) >= 30
+            assert e.value.rcvd is not None and e.value.rcvd.code == 1008
+        assert st.server.abusers_disconnected == 1
+        # a polite client is unaffected
+        async with Probe(st.url, S) as p:
+            assert (await p.call("time"))["clock"] == "stepped"
+
+
+async def test_oversize_message_closes_1009_and_binary_frames_are_refused() -> None:
+    async with running_stack() as st, connect(st.url, compression=None) as ws:
+        await ws.send(b"\x00\x01binary")
+        msg = json.loads(await ws.recv())
+        S.check("ErrorResponse", msg)
+        assert msg["error"]["code"] == -1100
+        await ws.send(json.dumps({"id": 1, "method": "time"}))
+        assert json.loads(await ws.recv())["status"] == 200  # still alive
+        await ws.send("x" * (64 * 1024 + 1))
+        with pytest.raises(ConnectionClosed) as e:
+            await ws.recv()
+        assert e.value.rcvd is not None and e.value.rcvd.code == 1009
+
+
+async def test_max_connections_refuses_with_503() -> None:
+    async with (
+        running_stack(config=ServerConfig(max_connections=2)) as st,
+        connect(st.url) as c1,
+        connect(st.url) as c2,
+    ):
+        with pytest.raises(InvalidStatus) as e:
+            async with connect(st.url):
+                pass
+        assert e.value.response.status_code == 503
+        assert st.server.refused_connections == 1
+        await c1.send(json.dumps({"id": 1, "method": "time"}))
+        await c2.send(json.dumps({"id": 1, "method": "time"}))
+        assert json.loads(await c1.recv())["status"] == 200
+
+
+async def test_admin_api_and_stats() -> None:
+    async with running_stack() as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        acct = await adm.call("admin.createAccount", deposit="1000")
+        assert acct["account"] == 1
+        again = await adm.call("admin.createAccount")
+        assert again["account"] == 2 and again["apiKey"] != acct["apiKey"]
+        dep = await adm.call("admin.deposit", account=2, asset="USDT", amount="5.5")
+        assert dep["balances"][0]["available"] == "5.50000000"
+        assert await adm.error("admin.withdraw", account=2, asset="USDT", amount="6") == -2024
+        assert await adm.error("admin.deposit", account=99, asset="USDT", amount="1") == -9002
+        await adm.call("admin.setIndex", symbol=SYM, price="50000.04")  # rounded to the tick
+        m = await adm.call("admin.shockIndex", symbol=SYM, change="-0.1")
+        assert m["index"] == "45000.00"
+        inst = {
+            "symbol": "SOLUSDT", "base_asset": "SOL", "tick_size": "0.01", "step_size": "0.1",
+            "max_qty": "100000", "max_leverage": 50, "min_notional": "5",
+            "brackets": [{"cap": "100000", "max_leverage": 50, "mmr": "0.01"},
+                         {"cap": "1000000", "max_leverage": 20, "mmr": "0.025"}],
+        }  # fmt: skip
+        added = await adm.call("admin.addInstrument", instrument=inst)
+        assert added["symbol"] == "SOLUSDT" and added["tickSize"] == "0.01"
+        assert await adm.error("admin.addInstrument", instrument=inst) == -9003
+        assert await adm.error("admin.addInstrument", instrument={"symbol": "X"}) == -1130
+        info = await adm.call("exchangeInfo", symbol="SOLUSDT")
+        assert info["symbols"][0]["brackets"][1]["cum"] == "1500.00000000"
+        t0 = st.exchange.now
+        assert (await adm.call("admin.advanceClock", by=10**9))["engineTime"] == t0 + 10**9
+        assert await adm.error("admin.advanceClock", to=0) == -1130
+        assert await adm.error("admin.advanceClock") == -1102
+        stats = await adm.call("admin.stats")
+        assert stats["stateHash"] == st.exchange.state_hash()
+        assert stats["runtime"]["commands"] >= 8
+        await adm.close()
+
+
+async def test_realtime_clock_mode_uses_wall_time() -> None:
+    async with running_stack(clock="realtime", tick_interval=None) as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        await adm.call("admin.createAccount")
+        t = await adm.call("time")
+        assert t["clock"] == "realtime"
+        assert abs(t["engineTime"] / 1e6 - t["serverTime"]) < 5000
+        await adm.close()
+
+
+async def test_margin_call_on_the_account_stream() -> None:
+    async with running_stack() as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        k_mm, k_lo = await fund_accounts(adm, 2)
+        async with Probe(st.url, S) as mm, Probe(st.url, S) as lo:
+            await mm.logon(k_mm["apiKey"], k_mm["secret"])
+            await lo.logon(k_lo["apiKey"], k_lo["secret"])
+            await lo.call("subscribe", streams=["account"])
+            await mm.call(
+                "order.place", symbol=SYM, side="SELL", type="LIMIT", quantity="1", price="50000"
+            )
+            await lo.call("leverage.set", symbol=SYM, leverage=50)
+            await lo.call("order.place", symbol=SYM, side="BUY", type="MARKET", quantity="1")
+            # liquidation at ~49,196.7; 80 % of the way there is ~49,250
+            await adm.call("admin.setIndex", symbol=SYM, price="49230")
+            call = await lo.next("account", where=lambda m: m["type"] == "marginCall")
+            assert 0.8 <= float(call["marginRatio"]) < 1 and call["positionAmt"] == "1.000"
+            assert (await lo.call("account.status"))["positions"]  # warned, not liquidated
+            await adm.call("admin.setIndex", symbol=SYM, price="49235")
+            await asyncio.sleep(0.05)  # no second call while still above the re-arm level
+            assert not [m for m in lo.drain("account") if m["type"] == "marginCall"]
+            assert (await adm.call("admin.stats"))["protocol"]["marginCalls"] == 1
+        await adm.close()
