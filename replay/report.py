@@ -1,0 +1,817 @@
+"""The backtest report: CSV files and one self-contained HTML page with plots.
+
+`Recorder` takes every batch of core events (`recorder.record(events)`) and, at step closes,
+samples prices and the subjects' equity (`recorder.sample(ts, exchange)`, at most once per
+`sample_ns` of replay time). `write_report(folder, recorder, ...)` then writes:
+
+| file | rows |
+|---|---|
+| `fills.csv` | every fill with a subject account on either side (or, without subjects, every fill not between two replay-owned sides) |
+| `positions.csv` | every position change of a subject account (without subjects: of every account but the replay account) |
+| `equity.csv` | sampled equity of each subject: wallet + Σ (isolated margin + unrealized PnL) |
+| `prices.csv` | sampled mark, index and last price per symbol |
+| `liquidations.csv` | every liquidation (population, subjects, anyone) |
+| `cascades.csv` | every cascade summary |
+| `funding.csv` | every funding settlement |
+| `summary.json` | the statistics shown in the HTML page |
+| `report.html` | summary tables and inline SVG plots: equity; price with mark, index and liquidation markers; cascade sizes; population liquidations by leverage |
+
+Everything is derived from engine events and state, never from wall time: the same command
+stream gives byte-identical files. Money is formatted from integers (`exchange.units`);
+floats appear only as SVG coordinates, formatted to one decimal.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+from exchange.core import events as E
+from exchange.core.engine import Exchange
+from exchange.core.instruments import Instrument
+from exchange.core.numbers import MONEY_DECIMALS
+from exchange.units import lots_to_str, quanta_to_str, rate_to_str, ticks_to_str
+
+__all__ = ["Recorder", "write_report", "iso"]
+
+Q = 10**MONEY_DECIMALS
+
+
+def iso(ts: int) -> str:
+    """Engine time (ns) as an ISO 8601 UTC text, to the millisecond."""
+    dt = datetime.fromtimestamp(ts // 10**9, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ts // 10**6) % 1000:03d}Z"
+
+
+@dataclass
+class Recorder:
+    """Collects what the report needs from core events and sampled state."""
+
+    instruments: Mapping[str, Instrument]
+    subjects: set[int] = field(default_factory=set)
+    replay_accounts: set[int] = field(default_factory=set)
+    population: set[int] | range = field(default_factory=set)
+    sample_ns: int = 60 * 10**9
+    fills: list[tuple[Any, ...]] = field(default_factory=list)
+    positions: list[tuple[Any, ...]] = field(default_factory=list)
+    equity: list[tuple[int, int, int, int, int]] = field(default_factory=list)
+    prices: list[tuple[int, str, int, int, int]] = field(default_factory=list)
+    liquidations: list[E.PositionLiquidated] = field(default_factory=list)
+    cascades: list[E.CascadeEnded] = field(default_factory=list)
+    funding: list[E.FundingSettled] = field(default_factory=list)
+    leverage: dict[int, int] = field(default_factory=dict)  # last leverage per account
+    deposits: dict[int, int] = field(default_factory=dict)
+    fees: dict[int, int] = field(default_factory=dict)
+    funding_paid: dict[int, int] = field(default_factory=dict)
+    events: int = 0
+    first_ts: int | None = None
+    last_ts: int = 0
+    insurance: list[tuple[int, int]] = field(default_factory=list)
+    _next_sample: int | None = None
+
+    def _watched(self, account: int) -> bool:
+        if self.subjects:
+            return account in self.subjects
+        return account not in self.replay_accounts and account != 0
+
+    def record(self, batch: Iterable[E.Event]) -> None:
+        for ev in batch:
+            self.events += 1
+            t = type(ev)
+            if t is E.OrderFilled:
+                self._fill(ev)  # type: ignore[arg-type]
+            elif t is E.PositionChanged:
+                if self._watched(ev.account):  # type: ignore[attr-defined]
+                    self.positions.append(_position_row(ev))  # type: ignore[arg-type]
+            elif t is E.PositionLiquidated:
+                self.liquidations.append(ev)  # type: ignore[arg-type]
+            elif t is E.CascadeEnded:
+                self.cascades.append(ev)  # type: ignore[arg-type]
+                self.insurance.append((ev.ts, ev.insurance_after))  # type: ignore[attr-defined]
+            elif t is E.FundingSettled:
+                self.funding.append(ev)  # type: ignore[arg-type]
+            elif t is E.FundingPaid:
+                a = ev.account  # type: ignore[attr-defined]
+                self.funding_paid[a] = self.funding_paid.get(a, 0) + ev.amount  # type: ignore[attr-defined]
+            elif t is E.LeverageChanged:
+                self.leverage[ev.account] = ev.leverage  # type: ignore[attr-defined]
+            elif t is E.FundsDeposited:
+                a = ev.account  # type: ignore[attr-defined]
+                self.deposits[a] = self.deposits.get(a, 0) + ev.amount  # type: ignore[attr-defined]
+            elif t is E.FundsWithdrawn:
+                a = ev.account  # type: ignore[attr-defined]
+                self.deposits[a] = self.deposits.get(a, 0) - ev.amount  # type: ignore[attr-defined]
+
+    def _fill(self, ev: E.OrderFilled) -> None:
+        taker, maker = ev.taker_account, ev.maker_account
+        for account, role in ((taker, "taker"), (maker, "maker")):
+            if not self._watched(account) or (role == "maker" and maker == taker):
+                continue
+            buy = (ev.taker_side == "BUY") == (role == "taker")
+            fee = ev.taker_fee if role == "taker" else ev.maker_fee
+            self.fees[account] = self.fees.get(account, 0) + fee
+            self.fills.append(
+                (
+                    ev.ts,
+                    account,
+                    ev.symbol,
+                    ev.trade_id,
+                    "BUY" if buy else "SELL",
+                    ev.price,
+                    ev.qty,
+                    role,
+                    fee,
+                    ev.liquidation,
+                )
+            )
+
+    def sample(self, ts: int, ex: Exchange, force: bool = False) -> None:
+        """Sample prices and equity if `sample_ns` of replay time passed since the last one."""
+        if self.first_ts is None:
+            self.first_ts = ts
+        self.last_ts = max(self.last_ts, ts)
+        if not force and self._next_sample is not None and ts < self._next_sample:
+            return
+        if self.prices and self.prices[-1][0] == ts and not force:
+            return
+        self._next_sample = (ts // self.sample_ns + 1) * self.sample_ns
+        for sym in sorted(self.instruments):
+            mv = ex.market_view(sym)
+            if mv.mark or mv.index:
+                self.prices.append((ts, sym, mv.mark, mv.index, mv.last))
+        for a in sorted(self.subjects):
+            av = ex.account_view(a)
+            if av is None:
+                continue
+            wallet = sum(b.available + b.reserved for b in av.balances if b.asset == "USDT")
+            margin = sum(p.margin for p in av.positions)
+            upnl = sum(p.unrealized_pnl for p in av.positions)
+            self.equity.append((ts, a, wallet + margin + upnl, wallet, upnl))
+        self.insurance.append((ts, ex.insurance_fund("USDT")))
+
+
+def _position_row(ev: E.PositionChanged) -> tuple[Any, ...]:
+    return (
+        ev.ts,
+        ev.account,
+        ev.symbol,
+        ev.qty,
+        ev.cost,
+        ev.margin,
+        ev.leverage,
+        ev.liquidation_price,
+        ev.bankruptcy_price,
+        ev.realized_pnl,
+    )
+
+
+# ---------------------------------------------------------------------- CSV
+
+
+def _csv(rows: Iterable[Iterable[Any]], header: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for r in rows:
+        w.writerow(r)
+    return buf.getvalue()
+
+
+def _pct(num: int, den: int, places: int = 2) -> str:
+    if den == 0:
+        return "-"
+    q = (Decimal(num) * 100 / Decimal(den)).quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
+    return f"{q}%"
+
+
+def _entry(inst: Instrument, cost: int, qty: int) -> str:
+    if not qty:
+        return ""
+    from fractions import Fraction
+
+    frac = Fraction(abs(cost), abs(qty) * inst.lot_value)
+    return _fraction_price(inst, frac)
+
+
+def _fraction_price(inst: Instrument, frac: Any) -> str:
+    from exchange.units import fraction_ticks_to_str
+
+    return fraction_ticks_to_str(inst, frac, 2)
+
+
+def _tables(rec: Recorder) -> dict[str, str]:
+    inst = rec.instruments
+
+    def px(sym: str, t: int) -> str:
+        return ticks_to_str(inst[sym], t) if t else ""
+
+    def qty(sym: str, n: int) -> str:
+        return lots_to_str(inst[sym], n)
+
+    fills = _csv(
+        (
+            (
+                iso(ts),
+                ts,
+                a,
+                sym,
+                tid,
+                side,
+                px(sym, p),
+                qty(sym, q),
+                role,
+                quanta_to_str(fee),
+                "true" if liq else "false",
+            )  # fmt: skip
+            for ts, a, sym, tid, side, p, q, role, fee, liq in rec.fills
+        ),
+        [
+            "time",
+            "ts",
+            "account",
+            "symbol",
+            "trade_id",
+            "side",
+            "price",
+            "qty",
+            "role",
+            "fee",
+            "liquidation",
+        ],  # fmt: skip
+    )
+    positions = _csv(
+        (
+            (
+                iso(ts),
+                ts,
+                a,
+                sym,
+                qty(sym, q),
+                _entry(inst[sym], cost, q),
+                quanta_to_str(margin),
+                lev,
+                px(sym, lp),
+                px(sym, bk),
+                quanta_to_str(realized),
+            )  # fmt: skip
+            for ts, a, sym, q, cost, margin, lev, lp, bk, realized in rec.positions
+        ),
+        [
+            "time",
+            "ts",
+            "account",
+            "symbol",
+            "qty",
+            "entry_price",
+            "isolated_margin",
+            "leverage",
+            "liquidation_price",
+            "bankruptcy_price",
+            "realized_pnl",
+        ],  # fmt: skip
+    )
+    equity = _csv(
+        (
+            (iso(ts), ts, a, quanta_to_str(eq), quanta_to_str(w), quanta_to_str(u))
+            for ts, a, eq, w, u in rec.equity
+        ),
+        ["time", "ts", "account", "equity", "wallet", "unrealized_pnl"],
+    )
+    prices = _csv(
+        (
+            (iso(ts), ts, sym, px(sym, m), px(sym, i), px(sym, la))
+            for ts, sym, m, i, la in rec.prices
+        ),
+        ["time", "ts", "symbol", "mark", "index", "last"],
+    )
+    liqs = _csv(
+        (
+            (
+                iso(e.ts),
+                e.ts,
+                e.liquidation_id,
+                e.cascade_id,
+                e.generation,
+                "" if e.parent_id is None else e.parent_id,
+                e.account,
+                "population"
+                if e.account in rec.population
+                else ("subject" if e.account in rec.subjects else "other"),
+                e.symbol,
+                e.side,
+                qty(e.symbol, e.qty),
+                rec.leverage.get(e.account, ""),
+                px(e.symbol, e.trigger_mark),
+                px(e.symbol, e.liquidation_price),
+                px(e.symbol, e.bankruptcy_price),
+                qty(e.symbol, e.filled_qty),
+                qty(e.symbol, e.fund_takeover_qty),
+                qty(e.symbol, e.adl_qty),
+                quanta_to_str(e.insurance_delta),
+            )  # fmt: skip
+            for e in rec.liquidations
+        ),
+        [
+            "time",
+            "ts",
+            "liquidation_id",
+            "cascade_id",
+            "generation",
+            "parent_id",
+            "account",
+            "who",
+            "symbol",
+            "side",
+            "qty",
+            "leverage",
+            "trigger_mark",
+            "liquidation_price",
+            "bankruptcy_price",
+            "filled_qty",
+            "fund_takeover_qty",
+            "adl_qty",
+            "insurance_delta",
+        ],  # fmt: skip
+    )
+    cascades = _csv(
+        (
+            (
+                iso(c.ts),
+                c.ts,
+                c.cascade_id,
+                c.symbol,
+                c.liquidations,
+                qty(c.symbol, c.volume),
+                c.generations,
+                " ".join(px(c.symbol, p) for p in c.price_path),
+                quanta_to_str(c.insurance_before),
+                quanta_to_str(c.insurance_after),
+                c.adl_count,
+                "true" if c.truncated else "false",
+            )  # fmt: skip
+            for c in rec.cascades
+        ),
+        [
+            "time",
+            "ts",
+            "cascade_id",
+            "symbol",
+            "liquidations",
+            "volume",
+            "generations",
+            "price_path",
+            "insurance_before",
+            "insurance_after",
+            "adl_count",
+            "truncated",
+        ],  # fmt: skip
+    )
+    funding = _csv(
+        (
+            (
+                iso(f.ts),
+                f.ts,
+                f.symbol,
+                rate_to_str(f.rate),
+                iso(f.funding_ts),
+                quanta_to_str(f.total),
+            )  # fmt: skip
+            for f in rec.funding
+        ),
+        ["time", "ts", "symbol", "rate", "funding_time", "total_paid"],
+    )
+    return {
+        "fills.csv": fills,
+        "positions.csv": positions,
+        "equity.csv": equity,
+        "prices.csv": prices,
+        "liquidations.csv": liqs,
+        "cascades.csv": cascades,
+        "funding.csv": funding,
+    }
+
+
+# ---------------------------------------------------------------------- statistics
+
+
+def summarize(rec: Recorder, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The report's statistics (all text or integers: deterministic JSON)."""
+    out: dict[str, Any] = {"meta": dict(meta or {})}
+    first, last = rec.first_ts, rec.last_ts
+    out["period"] = {
+        "start": iso(first) if first is not None else None,
+        "end": iso(last) if first is not None else None,
+        "core_events": rec.events,
+    }
+    subjects = {}
+    for a in sorted(rec.subjects):
+        curve = [eq for _, acct, eq, _, _ in rec.equity if acct == a]
+        start = rec.deposits.get(a, curve[0] if curve else 0)
+        end = curve[-1] if curve else start
+        peak, dd = start, 0
+        dd_base = 1
+        for eq in curve:
+            if eq > peak:
+                peak = eq
+            if peak > 0 and (peak - eq) * dd_base > dd * peak:
+                dd, dd_base = peak - eq, peak
+        fills = [f for f in rec.fills if f[1] == a]
+        volume = sum(f[5] * f[6] * rec.instruments[f[2]].lot_value for f in fills)
+        subjects[str(a)] = {
+            "deposit": quanta_to_str(start),
+            "final_equity": quanta_to_str(end),
+            "pnl": quanta_to_str(end - start),
+            "return": _pct(end - start, start),
+            "max_drawdown": _pct(dd, dd_base) if dd else "0.00%",
+            "fills": len(fills),
+            "volume": quanta_to_str(volume),
+            "fees": quanta_to_str(rec.fees.get(a, 0)),
+            "funding": quanta_to_str(rec.funding_paid.get(a, 0)),
+            "liquidations": sum(1 for e in rec.liquidations if e.account == a),
+        }
+    out["subjects"] = subjects
+    marks = [m for _, _, m, _, _ in rec.prices if m]
+    sym = rec.prices[0][1] if rec.prices else None
+    if sym is not None and marks:
+        inst = rec.instruments[sym]
+        out["market"] = {
+            "symbol": sym,
+            "first_mark": ticks_to_str(inst, marks[0]),
+            "last_mark": ticks_to_str(inst, marks[-1]),
+            "min_mark": ticks_to_str(inst, min(marks)),
+            "max_mark": ticks_to_str(inst, max(marks)),
+            "change": _pct(marks[-1] - marks[0], marks[0]),
+        }
+    liqs = rec.liquidations
+    biggest = max(rec.cascades, key=lambda c: (c.liquidations, -c.cascade_id), default=None)
+    out["liquidations"] = {
+        "count": len(liqs),
+        "population": sum(1 for e in liqs if e.account in rec.population),
+        "cascades": len(rec.cascades),
+        "largest_cascade": biggest.liquidations if biggest else 0,
+        "largest_cascade_at": iso(biggest.ts) if biggest else None,
+        "deepest_generation": max((e.generation for e in liqs), default=0),
+        "filled_in_book": sum(1 for e in liqs if e.filled_qty == e.qty),
+        "fund_takeovers": sum(1 for e in liqs if e.fund_takeover_qty),
+        "adl": sum(1 for e in liqs if e.adl_qty),
+        "insurance_fund_end": quanta_to_str(rec.insurance[-1][1]) if rec.insurance else "0",
+    }
+    if rec.population:
+        by_lev: dict[int, list[int]] = {}
+        liquidated = {e.account for e in liqs}
+        for a in rec.population:
+            lev = rec.leverage.get(a)
+            if lev is None or a not in rec.deposits:
+                continue
+            row = by_lev.setdefault(lev, [0, 0])
+            row[0] += 1
+            row[1] += a in liquidated
+        out["population"] = {
+            str(lev): {"accounts": n, "liquidated": k, "share": _pct(k, n, 1)}
+            for lev, (n, k) in sorted(by_lev.items())
+        }
+    return out
+
+
+# ---------------------------------------------------------------------- SVG
+
+
+W, H = 900, 260
+PAD_L, PAD_R, PAD_T, PAD_B = 70, 15, 15, 30
+
+
+def _f(x: float) -> str:
+    return f"{x:.1f}"
+
+
+class _Axes:
+    def __init__(self, x0: int, x1: int, y0: float, y1: float) -> None:
+        self.x0, self.x1 = x0, max(x1, x0 + 1)
+        if y1 <= y0:
+            y0, y1 = y0 - 1, y1 + 1
+        pad = (y1 - y0) * 0.05
+        self.y0, self.y1 = y0 - pad, y1 + pad
+        self.integer = False
+
+    def x(self, t: int) -> float:
+        return PAD_L + (t - self.x0) * (W - PAD_L - PAD_R) / (self.x1 - self.x0)
+
+    def y(self, v: float) -> float:
+        return PAD_T + (self.y1 - v) * (H - PAD_T - PAD_B) / (self.y1 - self.y0)
+
+    def frame(self, label: str) -> list[str]:
+        out = [
+            f'<rect x="{PAD_L}" y="{PAD_T}" width="{W - PAD_L - PAD_R}" '
+            f'height="{H - PAD_T - PAD_B}" fill="#fff" stroke="#ccc"/>'
+        ]
+        for i in range(5):
+            v = self.y0 + (self.y1 - self.y0) * (i + 0.5) / 5
+            if self.integer:
+                v = round(v)
+            y = self.y(v)
+            out.append(
+                f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{_f(y)}" y2="{_f(y)}" stroke="#eee"/>'
+                f'<text x="{PAD_L - 5}" y="{_f(y + 4)}" text-anchor="end">{_num(v)}</text>'
+            )
+        for i in range(5):
+            t = self.x0 + (self.x1 - self.x0) * i // 4
+            x = self.x(t)
+            anchor = ("start", "middle", "middle", "middle", "end")[i]
+            out.append(
+                f'<text x="{_f(x)}" y="{H - 10}" text-anchor="{anchor}">'
+                f"{iso(t)[:16].replace('T', ' ')}</text>"
+            )
+        out.append(
+            f'<text x="{PAD_L + 5}" y="{PAD_T + 14}" class="lbl">{html.escape(label)}</text>'
+        )
+        return out
+
+
+def _num(v: float) -> str:
+    if isinstance(v, int):
+        return str(v)
+    a = abs(v)
+    if a >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    if a >= 1e4:
+        return f"{v:.0f}"
+    return f"{v:.2f}"
+
+
+def _thin(points: list[tuple[int, float]], buckets: int = 1200) -> list[tuple[int, float]]:
+    """At most ~2 points per bucket (its min and max, in time order): keeps every spike."""
+    if len(points) <= 2 * buckets:
+        return points
+    t0, t1 = points[0][0], points[-1][0]
+    span = max(1, t1 - t0)
+    out: list[tuple[int, float]] = []
+    cur: list[tuple[int, float]] = []
+    cur_b = -1
+    for p in points:
+        b = (p[0] - t0) * buckets // span
+        if b != cur_b and cur:
+            lo = min(cur, key=lambda q: q[1])
+            hi = max(cur, key=lambda q: q[1])
+            out.extend(sorted({lo, hi}))
+            cur = []
+        cur_b = b
+        cur.append(p)
+    if cur:
+        lo = min(cur, key=lambda q: q[1])
+        hi = max(cur, key=lambda q: q[1])
+        out.extend(sorted({lo, hi}))
+    return out
+
+
+def _polyline(ax: _Axes, pts: list[tuple[int, float]], color: str, width: str = "1.2") -> str:
+    coords = " ".join(f"{_f(ax.x(t))},{_f(ax.y(v))}" for t, v in pts)
+    return f'<polyline fill="none" stroke="{color}" stroke-width="{width}" points="{coords}"/>'
+
+
+def _svg(body: list[str]) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="100%">'
+        + "".join(body)
+        + "</svg>"
+    )
+
+
+def _legend(items: list[tuple[str, str]]) -> str:
+    return " ".join(
+        f'<span class="key"><span style="background:{c}"></span>{html.escape(n)}</span>'
+        for n, c in items
+    )
+
+
+def _price_chart(rec: Recorder, sym: str) -> str:
+    inst = rec.instruments[sym]
+    tick = float(Decimal(inst.tick_size))
+    rows = [r for r in rec.prices if r[1] == sym]
+    if not rows:
+        return "<p>No prices were sampled.</p>"
+    mark = _thin([(t, m * tick) for t, _, m, _, _ in rows if m])
+    index = _thin([(t, i * tick) for t, _, _, i, _ in rows if i])
+    liqs = [e for e in rec.liquidations if e.symbol == sym]
+    vals = [v for _, v in mark + index] + [e.trigger_mark * tick for e in liqs]
+    t0 = min([rows[0][0]] + [e.ts for e in liqs])
+    t1 = max([rows[-1][0]] + [e.ts for e in liqs])
+    ax = _Axes(t0, t1, min(vals), max(vals))
+    body = ax.frame(f"{sym}: mark, index and liquidations")
+    if index:
+        body.append(_polyline(ax, index, "#9aa5b1", "2.2"))
+    if mark:
+        body.append(_polyline(ax, mark, "#1f4e9c"))
+    for e in liqs:
+        x, y = ax.x(e.ts), ax.y(e.trigger_mark * tick)
+        if e.side == "LONG":
+            body.append(
+                f'<path d="M{_f(x - 4)},{_f(y - 4)}L{_f(x + 4)},{_f(y - 4)}L{_f(x)},{_f(y + 3)}Z" '
+                f'fill="#d62728" opacity="0.7"/>'
+            )
+        else:
+            body.append(
+                f'<path d="M{_f(x - 4)},{_f(y + 4)}L{_f(x + 4)},{_f(y + 4)}L{_f(x)},{_f(y - 3)}Z" '
+                f'fill="#2ca02c" opacity="0.7"/>'
+            )
+    legend = _legend(
+        [
+            ("mark", "#1f4e9c"),
+            ("index", "#9aa5b1"),
+            ("long liquidated", "#d62728"),
+            ("short liquidated", "#2ca02c"),
+        ]  # fmt: skip
+    )
+    return _svg(body) + f"<p>{legend}</p>"
+
+
+def _equity_chart(rec: Recorder) -> str:
+    if not rec.equity:
+        return "<p>No subject account: no equity curve.</p>"
+    colors = ["#1f4e9c", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"]
+    series: dict[int, list[tuple[int, float]]] = {}
+    for ts, a, eq, _, _ in rec.equity:
+        series.setdefault(a, []).append((ts, eq / Q))
+    allv = [v for pts in series.values() for _, v in pts]
+    allt = [t for pts in series.values() for t, _ in pts]
+    ax = _Axes(min(allt), max(allt), min(allv), max(allv))
+    body = ax.frame("equity (USDT)")
+    keys = []
+    for i, (a, pts) in enumerate(sorted(series.items())):
+        c = colors[i % len(colors)]
+        body.append(_polyline(ax, _thin(pts), c, "1.6"))
+        keys.append((f"account {a}", c))
+    return _svg(body) + f"<p>{_legend(keys)}</p>"
+
+
+def _cascade_chart(rec: Recorder) -> str:
+    cs = rec.cascades
+    if not cs:
+        return "<p>No cascade.</p>"
+    t0, t1 = min(c.ts for c in cs), max(c.ts for c in cs)
+    if rec.first_ts is not None:
+        t0 = min(t0, rec.first_ts)
+        t1 = max(t1, rec.last_ts)
+    top = max(c.liquidations for c in cs)
+    ax = _Axes(t0, t1, 0, top)
+    ax.y0 = 0
+    ax.integer = True
+    body = ax.frame("liquidations per cascade")
+    base = ax.y(0)
+    for c in cs:
+        x = ax.x(c.ts)
+        y = ax.y(c.liquidations)
+        color = "#d62728" if c.generations > 1 else "#ff9896"
+        body.append(
+            f'<rect x="{_f(x - 1.5)}" y="{_f(y)}" width="3" height="{_f(max(1.0, base - y))}" '
+            f'fill="{color}"><title>cascade {c.cascade_id}: {c.liquidations} liquidations, '
+            f"{c.generations} generation(s), {iso(c.ts)}</title></rect>"
+        )
+    legend = _legend([("one generation", "#ff9896"), ("feedback (2+ generations)", "#d62728")])
+    return _svg(body) + f"<p>{legend}</p>"
+
+
+def _population_chart(summary: Mapping[str, Any]) -> str:
+    pop = summary.get("population")
+    if not pop:
+        return ""
+    rows = sorted(pop.items(), key=lambda kv: int(kv[0]))
+    bw = (W - PAD_L - PAD_R) / max(1, len(rows))
+    top = max(r["accounts"] for _, r in rows) or 1
+    body = [
+        f'<rect x="{PAD_L}" y="{PAD_T}" width="{W - PAD_L - PAD_R}" height="{H - PAD_T - PAD_B}" '
+        f'fill="#fff" stroke="#ccc"/>',
+        f'<text x="{PAD_L + 5}" y="{PAD_T + 14}" class="lbl">population: accounts and '
+        f"liquidated, by leverage</text>",
+    ]
+    inner = H - PAD_T - PAD_B - 40  # room for the title and the labels above the bars
+    for i, (lev, r) in enumerate(rows):
+        x = PAD_L + i * bw + bw * 0.2
+        w = bw * 0.6
+        h_all = inner * r["accounts"] / top
+        h_liq = inner * r["liquidated"] / top
+        yb = H - PAD_B
+        body.append(
+            f'<rect x="{_f(x)}" y="{_f(yb - h_all)}" width="{_f(w)}" height="{_f(h_all)}" '
+            f'fill="#c6dbef"/>'
+            f'<rect x="{_f(x)}" y="{_f(yb - h_liq)}" width="{_f(w)}" height="{_f(h_liq)}" '
+            f'fill="#d62728"/>'
+            f'<text x="{_f(x + w / 2)}" y="{H - 12}" text-anchor="middle">{lev}×</text>'
+            f'<text x="{_f(x + w / 2)}" y="{_f(yb - h_all - 4)}" text-anchor="middle">'
+            f"{r['liquidated']}/{r['accounts']}</text>"
+        )
+    legend = _legend([("accounts", "#c6dbef"), ("liquidated", "#d62728")])
+    return _svg(body) + f"<p>{legend}</p>"
+
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
+max-width:960px;color:#222;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 10px;border-bottom:1px solid #eee;
+text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
+svg text{font-size:11px;fill:#555}svg text.lbl{font-size:12px;fill:#222;font-weight:600}
+.key{margin-right:1.2em}.key span{display:inline-block;width:12px;height:12px;margin-right:4px;
+vertical-align:-1px}.muted{color:#777}.cards{display:flex;gap:1em;flex-wrap:wrap}
+.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:150px}
+.card b{display:block;font-size:1.3em}
+"""
+
+
+def _kv_table(d: Mapping[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k).replace('_', ' '))}</th>"
+        f'<td class="n">{html.escape(str(v))}</td></tr>'
+        for k, v in d.items()
+    )
+    return f"<table>{rows}</table>"
+
+
+def _html(summary: Mapping[str, Any], rec: Recorder, title: str) -> str:
+    parts = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    period = summary["period"]
+    parts.append(
+        f'<p class="muted">{html.escape(str(period["start"]))} → {html.escape(str(period["end"]))}'
+        f" · {period['core_events']} core events</p>"
+    )
+    cards = []
+    for a, s in summary["subjects"].items():
+        cards.append(
+            f'<div class="card">account {a}<b>{s["return"]}</b>equity {s["final_equity"]} USDT'
+            f"<br>max drawdown {s['max_drawdown']}</div>"
+        )
+    lq = summary["liquidations"]
+    cards.append(
+        f'<div class="card">liquidations<b>{lq["count"]}</b>in {lq["cascades"]} cascades'
+        f"<br>largest {lq['largest_cascade']}</div>"
+    )
+    if "market" in summary:
+        m = summary["market"]
+        cards.append(
+            f'<div class="card">{m["symbol"]} mark<b>{m["change"]}</b>'
+            f"{m['first_mark']} → {m['last_mark']}</div>"
+        )
+    parts.append(f'<div class="cards">{"".join(cards)}</div>')
+    if rec.subjects:
+        parts.append("<h2>Equity</h2>" + _equity_chart(rec))
+    for sym in sorted({r[1] for r in rec.prices}):
+        parts.append(f"<h2>{html.escape(sym)}</h2>" + _price_chart(rec, sym))
+    parts.append("<h2>Cascades</h2>" + _cascade_chart(rec))
+    pop = _population_chart(summary)
+    if pop:
+        parts.append("<h2>Population</h2>" + pop)
+    parts.append("<h2>Statistics</h2>")
+    for a, s in summary["subjects"].items():
+        parts.append(f"<h3>Account {a}</h3>" + _kv_table(s))
+    if "market" in summary:
+        parts.append("<h3>Market</h3>" + _kv_table(summary["market"]))
+    parts.append("<h3>Liquidations</h3>" + _kv_table(lq))
+    if summary.get("population"):
+        rows = "".join(
+            f'<tr><td class="n">{lev}×</td><td class="n">{r["accounts"]}</td>'
+            f'<td class="n">{r["liquidated"]}</td><td class="n">{r["share"]}</td></tr>'
+            for lev, r in sorted(summary["population"].items(), key=lambda kv: int(kv[0]))
+        )
+        parts.append(
+            "<h3>Population by leverage</h3><table><tr><th>leverage</th><th>accounts</th>"
+            f"<th>liquidated</th><th>share</th></tr>{rows}</table>"
+        )
+    if summary.get("meta"):
+        parts.append("<h3>Run</h3>" + _kv_table(summary["meta"]))
+    parts.append(
+        '<p class="muted">Data behind every plot: fills.csv, positions.csv, equity.csv, '
+        "prices.csv, liquidations.csv, cascades.csv, funding.csv, summary.json.</p>"
+    )
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def write_report(
+    folder: str | Path,
+    rec: Recorder,
+    *,
+    meta: Mapping[str, Any] | None = None,
+    title: str = "margincall backtest",
+) -> dict[str, Any]:
+    """Write the report folder (created if needed); returns the summary."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in _tables(rec).items():
+        (out / name).write_text(text, encoding="utf-8", newline="")
+    summary = summarize(rec, meta)
+    (out / "summary.json").write_text(
+        json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    (out / "report.html").write_text(_html(summary, rec, title), encoding="utf-8")
+    return summary

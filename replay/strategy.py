@@ -1,0 +1,219 @@
+"""Strategies for `margincall backtest`: written against the Python client, run in lockstep.
+
+A strategy is a class with async hooks; `margincall backtest --strategy module:Class` makes
+one (no arguments, or the `--param key=value` pairs as keyword arguments) and runs it over
+a real WebSocket against the lockstep server::
+
+    from replay.strategy import Strategy, Step
+
+    class Dip(Strategy):
+        symbol = "BTCUSDT"
+
+        async def on_step(self, step: Step) -> None:
+            mark = step.mark(self.symbol)
+            if mark is not None and self.position == 0 and mark < 37000:
+                await self.client.place_order(self.symbol, "BUY", "0.010")   # market
+                self.position = 1
+
+Inside the hooks, `self.client` is a connected, logged-on `clients.Client` and
+`self.account` its account id. `on_step` runs once per replay step; the replay waits for it
+(and for any request it makes) before going on. For identical fills on every run, decide
+from what the step and your own requests tell you — not from stream messages, whose arrival
+is not synchronised with the steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from clients.client import Client
+
+__all__ = ["Step", "Strategy", "StrategyRun", "load_strategy", "run_strategy", "Hold", "Threshold"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One replay step as the lockstep server announced it."""
+
+    step: int
+    ts: int
+    done: bool
+    markets: dict[str, dict[str, str | None]] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Step:
+        return cls(d["step"], d["ts"], d["done"], d.get("markets") or {})
+
+    def _get(self, symbol: str, key: str) -> Decimal | None:
+        v = self.markets.get(symbol, {}).get(key)
+        return None if v is None else Decimal(v)
+
+    def mark(self, symbol: str) -> Decimal | None:
+        return self._get(symbol, "mark")
+
+    def index(self, symbol: str) -> Decimal | None:
+        return self._get(symbol, "index")
+
+    def last(self, symbol: str) -> Decimal | None:
+        return self._get(symbol, "last")
+
+    def best_bid(self, symbol: str) -> Decimal | None:
+        return self._get(symbol, "bestBid")
+
+    def best_ask(self, symbol: str) -> Decimal | None:
+        return self._get(symbol, "bestAsk")
+
+
+class Strategy:
+    """Base class: override `on_start`, `on_step`, `on_finish` (all optional)."""
+
+    client: Client
+    account: int
+
+    async def on_start(self) -> None:
+        pass
+
+    async def on_step(self, step: Step) -> None:
+        pass
+
+    async def on_finish(self) -> None:
+        pass
+
+
+@dataclass
+class StrategyRun:
+    steps: int = 0
+    errors: list[str] = field(default_factory=list)
+    done: bool = False
+
+
+def load_strategy(spec: str, params: dict[str, str] | None = None) -> Strategy:
+    """`module:Class` (optionally with keyword arguments) → an instance."""
+    mod_name, sep, cls_name = spec.partition(":")
+    if not sep or not mod_name or not cls_name:
+        raise ValueError(f"strategy must be 'module:Class', not {spec!r}")
+    mod = importlib.import_module(mod_name)
+    cls = getattr(mod, cls_name, None)
+    if cls is None:
+        raise ValueError(f"{mod_name} has no {cls_name}")
+    obj = cls(**(params or {}))
+    for hook in ("on_start", "on_step", "on_finish"):
+        if hook != "on_step" and not hasattr(obj, hook):
+            continue
+        if not asyncio.iscoroutinefunction(getattr(obj, hook, None)):
+            raise ValueError(f"{spec}.{hook} must be an async method")
+    return obj  # type: ignore[no-any-return]
+
+
+async def run_strategy(
+    url: str, api_key: str, secret: str, strategy: Strategy, *, stop_on_error: bool = False
+) -> StrategyRun:
+    """Connect, register with the lockstep barrier and run `strategy` until the replay ends.
+
+    An exception in a hook is recorded in `StrategyRun.errors` (the strategy goes on with
+    the next step, unless `stop_on_error`).
+    """
+    run = StrategyRun()
+    async with Client(url, api_key=api_key, secret=secret, reconnect=False) as client:
+        strategy.client = client
+        assert client.account is not None
+        strategy.account = client.account
+        info = await client.request("replay.register")
+        try:
+            await strategy.on_start()
+        except Exception as e:  # a strategy bug must not hang the replay
+            run.errors.append(f"on_start: {type(e).__name__}: {e}")
+            if stop_on_error:
+                raise
+        while True:
+            if info["done"]:
+                break
+            if info["step"] > 0:
+                run.steps += 1
+                try:
+                    await strategy.on_step(Step.from_json(info))
+                except Exception as e:
+                    run.errors.append(f"step {info['step']}: {type(e).__name__}: {e}")
+                    if stop_on_error:
+                        raise
+            info = await client.request("replay.ready", {"step": info["step"]})
+        try:
+            await strategy.on_finish()
+        except Exception as e:
+            run.errors.append(f"on_finish: {type(e).__name__}: {e}")
+        run.done = True
+    return run
+
+
+# ---------------------------------------------------------------------- examples
+
+
+class Hold(Strategy):
+    """Buy `qty` at the first step and hold it (a baseline)."""
+
+    def __init__(self, symbol: str = "BTCUSDT", qty: str = "0.010", leverage: str = "5") -> None:
+        self.symbol = symbol
+        self.qty = qty
+        self.leverage = int(leverage)
+        self.bought = False
+
+    async def on_start(self) -> None:
+        await self.client.set_leverage(self.symbol, self.leverage)
+
+    async def on_step(self, step: Step) -> None:
+        if not self.bought and step.mark(self.symbol) is not None:
+            await self.client.place_order(self.symbol, "BUY", self.qty)
+            self.bought = True
+
+
+class Threshold(Strategy):
+    """Mean reversion on the mark: buy `qty` when the mark falls `band` below its running
+    anchor, sell it back when it recovers to the anchor; the anchor follows the mark while
+    flat. A plain example of a stateful strategy (and of `delay`: seconds to sleep in every
+    step, to show that lockstep fills do not depend on how long a strategy thinks)."""
+
+    def __init__(
+        self,
+        symbol: str = "BTCUSDT",
+        qty: str = "0.010",
+        band: str = "0.01",
+        leverage: str = "10",
+        delay: str = "0",
+    ) -> None:
+        self.symbol = symbol
+        self.qty = Decimal(qty)
+        self.band = Decimal(band)
+        self.leverage = int(leverage)
+        self.delay = float(delay)
+        self.anchor: Decimal | None = None
+        self.long = False
+
+    async def on_start(self) -> None:
+        await self.client.set_leverage(self.symbol, self.leverage)
+
+    async def on_step(self, step: Step) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        mark = step.mark(self.symbol)
+        if mark is None:
+            return
+        if self.anchor is None:
+            self.anchor = mark
+        if not self.long:
+            if mark <= self.anchor * (1 - self.band):
+                await self.client.place_order(self.symbol, "BUY", self.qty)
+                self.long = True
+            else:
+                self.anchor = max(self.anchor, mark)
+        elif mark >= self.anchor:
+            pos = await self.client.position(self.symbol)
+            if pos is not None and Decimal(pos["positionAmt"]) > 0:
+                await self.client.place_order(
+                    self.symbol, "SELL", Decimal(pos["positionAmt"]), reduce_only=True
+                )
+            self.long = False
+            self.anchor = mark

@@ -1,0 +1,250 @@
+"""Backtests over the real WebSocket server in lockstep: identical fills whether the strategy
+answers in 0 ms or 50 ms, identical report bytes for the same files and seed, the lockstep
+protocol methods, and the `replay` / `backtest` commands."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from clients.client import ApiError, Client
+from exchange.protocol import METHODS
+from exchange.testing import running_stack
+from replay.backtest import SessionOptions, parse_duration, parse_time, run_session
+from replay.cli_commands import backtest_command, replay_command
+from replay.lockstep import Lockstep, attach, protocol_methods
+from replay.population import PopulationSpec
+from replay.strategy import Step, Strategy
+from replay.testdata import ohlcv_bars, write_tardis_session, write_text
+
+SYM = "BTCUSDT"
+REPORT_FILES = (
+    "fills.csv",
+    "positions.csv",
+    "equity.csv",
+    "prices.csv",
+    "liquidations.csv",
+    "cascades.csv",
+    "funding.csv",
+    "summary.json",
+    "report.html",
+)
+
+
+class Flipper(Strategy):
+    """Trades every step in a 4-step cycle: take, quote both sides, cancel, close. Sleeps
+    `delay` seconds first in every step (fills must not depend on it)."""
+
+    def __init__(self, delay: str = "0", qty: str = "0.050") -> None:
+        self.delay = float(delay)
+        self.qty = Decimal(qty)
+
+    async def on_start(self) -> None:
+        await self.client.set_leverage(SYM, 20)
+
+    async def on_step(self, step: Step) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        bid, ask = step.best_bid(SYM), step.best_ask(SYM)
+        phase = step.step % 4
+        if phase == 1 and ask is not None:
+            await self.client.place_order(SYM, "BUY", self.qty)
+        elif phase == 2 and bid is not None and ask is not None:
+            await self.client.place_order(SYM, "BUY", self.qty, bid)
+            await self.client.place_order(SYM, "SELL", self.qty, ask)
+        elif phase == 3:
+            await self.client.cancel_all(SYM)
+        elif phase == 0:
+            pos = await self.client.position(SYM)
+            amt = Decimal(pos["positionAmt"]) if pos else Decimal(0)
+            if amt:
+                side = "SELL" if amt > 0 else "BUY"
+                await self.client.place_order(SYM, side, abs(amt), reduce_only=True)
+
+
+def session(data: list[Path], out: Path, delay: str, **kw: object) -> SessionOptions:
+    opts = SessionOptions(
+        data=[str(p) for p in data],
+        trades=True,
+        port=0,
+        lockstep=True,
+        step_ns=10**9,
+        strategy="tests.replay.test_backtest:Flipper",
+        strategy_params={"delay": delay},
+        report=out,
+        sample_ns=10**9,
+        progress=False,
+        population=PopulationSpec(accounts=40, seed=5, leverage=((50, 1), (100, 1))),
+        mark_method="median",
+    )
+    for k, v in kw.items():
+        setattr(opts, k, v)
+    return opts
+
+
+@pytest.fixture(scope="module")
+def tardis(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return write_tardis_session(tmp_path_factory.mktemp("tardis"), seconds=24, seed=3)
+
+
+def test_lockstep_fills_do_not_depend_on_how_fast_the_strategy_answers(
+    tardis: list[Path], tmp_path: Path
+) -> None:
+    fast = asyncio.run(run_session(session(tardis, tmp_path / "fast", "0")))
+    slow = asyncio.run(run_session(session(tardis, tmp_path / "slow", "0.05")))
+    for r in (fast, slow):
+        assert r.strategy is not None and r.strategy.errors == []
+        assert r.strategy.steps == 25  # seconds 0 … 24 of the session
+        assert r.lockstep is not None and r.lockstep["timeouts"] == 0
+        assert not r.report_incomplete
+    fills = (tmp_path / "fast" / "fills.csv").read_text()
+    assert fills.count("\n") > 10  # the strategy really traded (market, maker and closing fills)
+    assert "maker" in fills and "taker" in fills
+    for name in REPORT_FILES:
+        if name != "summary.json":
+            assert (tmp_path / "fast" / name).read_bytes() == (
+                tmp_path / "slow" / name
+            ).read_bytes(), name
+    assert fast.state_hash == slow.state_hash
+
+
+def test_same_files_and_seed_give_a_byte_identical_report(
+    tardis: list[Path], tmp_path: Path
+) -> None:
+    runs = [asyncio.run(run_session(session(tardis, tmp_path / f"r{i}", "0"))) for i in range(2)]
+    for name in REPORT_FILES:
+        assert (tmp_path / "r0" / name).read_bytes() == (tmp_path / "r1" / name).read_bytes(), name
+    html = (tmp_path / "r0" / "report.html").read_text()
+    assert html.count("<svg") >= 3 and "<script" not in html  # self-contained, plots inline
+    assert runs[0].summary == runs[1].summary
+    other = asyncio.run(
+        run_session(
+            session(
+                tardis,
+                tmp_path / "seed6",
+                "0",
+                population=PopulationSpec(accounts=40, seed=6, leverage=((50, 1), (100, 1))),
+            )
+        )
+    )
+    assert other.state_hash != runs[0].state_hash  # the seed matters
+
+
+async def test_lockstep_protocol_methods_over_the_websocket() -> None:
+    with protocol_methods():
+        async with running_stack(clock="stepped") as stack:
+            lock = Lockstep(timeout=5)
+            attach(stack.runtime, lock)
+            async with Client(stack.url, admin_token=stack.admin_token) as admin:
+                acct = await admin.create_account(deposit="1000")
+            async with Client(stack.url, api_key=acct["apiKey"], secret=acct["secret"]) as c:
+                st = await c.request("replay.status")
+                assert st["lockstep"] is True and st["step"] == 0
+                first = await c.request("replay.register")
+                assert first["step"] == 0 and first["done"] is False
+                waiting = asyncio.ensure_future(c.request("replay.ready", {"step": 0}))
+                await asyncio.sleep(0.05)
+                assert not waiting.done()  # nothing published yet
+                barrier = asyncio.ensure_future(lock.barrier(1, 123, {"markets": {}}))
+                got = await waiting
+                assert got["step"] == 1 and got["ts"] == 123
+                await asyncio.sleep(0.05)
+                assert not barrier.done()  # waits for this strategy's ready(1)
+                nxt = asyncio.ensure_future(c.request("replay.ready", {"step": 1}))
+                await asyncio.wait_for(barrier, 2)
+                lock.finish({})
+                assert (await nxt)["done"] is True
+            attach(stack.runtime, None)
+            async with Client(stack.url, api_key=acct["apiKey"], secret=acct["secret"]) as c:
+                with pytest.raises(ApiError):
+                    await c.request("replay.register")
+    assert "replay.ready" not in METHODS  # removed again: the protocol's own tests see it clean
+
+
+def test_a_late_strategy_times_out_and_is_counted() -> None:
+    async def main() -> Lockstep:
+        lock = Lockstep(timeout=0.05)
+        lock.register("slow")
+        await lock.barrier(1, 1, {})
+        return lock
+
+    lock = asyncio.run(main())
+    assert lock.timeouts == 1 and lock.late == {"slow": 1}
+
+
+def test_parse_helpers() -> None:
+    assert parse_duration("1s") == 10**9
+    assert parse_duration("250ms") == 250 * 10**6
+    assert parse_duration("tick") == 1
+    assert parse_time("2022-01-21T12:00") == 1642766400 * 10**9
+    assert parse_time("1642766400000") == 1642766400 * 10**9
+    with pytest.raises(ValueError):
+        parse_duration("soon")
+
+
+def test_backtest_and_replay_commands(tmp_path: Path) -> None:
+    app = typer.Typer()
+    app.command("replay")(replay_command)
+    app.command("backtest")(backtest_command)
+    bars = write_text(tmp_path / "btc_1m.csv", ohlcv_bars(30, 1_640_995_200))
+    out = tmp_path / "report"
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        [
+            "backtest",
+            "--data",
+            str(bars),
+            "--symbol",
+            SYM,
+            "--strategy",
+            "replay.strategy:Threshold",
+            "--param",
+            "band=0.0005",
+            "--synthetic",
+            "3,2,5,5",
+            "--population",
+            "50",
+            "--step",
+            "1m",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],  # fmt: skip
+    )
+    assert res.exit_code == 0, res.output
+    # 30 bars of a minute: steps at every minute, the last one when the last bar ends
+    assert "report:" in res.output and "31 steps" in res.output
+    assert " 0 fills" not in res.output
+    for name in REPORT_FILES:
+        assert (out / name).exists(), name
+    res = runner.invoke(
+        app,
+        [
+            "replay",
+            str(bars),
+            "--symbol",
+            SYM,
+            "--speed",
+            "0",
+            "--linger",
+            "0",
+            "--port",
+            "0",
+            "--population",
+            "20",
+            "--report",
+            str(tmp_path / "r2"),
+            "--no-progress",
+        ],  # fmt: skip
+    )
+    assert res.exit_code == 0, res.output
+    assert "replayed 30 events" in res.output
+    assert (tmp_path / "r2" / "report.html").exists()
+    res = runner.invoke(app, ["backtest", "--data", str(bars), "--strategy", "nope"])
+    assert res.exit_code != 0
