@@ -1,0 +1,222 @@
+"""`python -m bench mqtt --json`: the MQTT bridge through a real Mosquitto.
+
+* Engine throughput with the bridge off and on, in the same run (alternating rounds,
+  best of each): the reference order stream (`bench.store.stream`) through a `Runtime`
+  (stepped clock); with the bridge on, every public event is formatted and published
+  from the same process and event loop, as in `serve --mqtt`. No subscriber runs during
+  these rounds (on a 2-core machine it would take the engine's CPU, not the bridge).
+* msgs_per_s: market-data messages a subscriber in another process (`mosquitto_sub`,
+  QoS 0 subscription to the venue's `#`) receives per second, first to last, while one more
+  bridge-on round floods it.
+* p50_us / p99_us: from an order's acknowledgement (its `submit` returning, in-process)
+  to the subscriber receiving the trade on `<SYMBOL>/trades`, orders paced 1 ms apart;
+  the subscriber is `mosquitto_sub` in another process; both sides read the wall clock
+  of the same machine.
+
+Needs a broker: 127.0.0.1:1883 by default (`--port`, `--username`, `--password`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from typing import Any
+
+from bench.store import instrument, run_through, setup_commands, stream
+from exchange.core import commands as C
+from exchange.core import events as E
+from exchange.core.engine import Exchange
+from exchange.mqtt import MqttBridge, MqttConfig
+from exchange.runtime import Runtime
+
+SYMBOL = "BTCUSDT"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--username", default=os.environ.get("MARGINCALL_MQTT_USER"))
+    p.add_argument("--password", default=os.environ.get("MARGINCALL_MQTT_PASSWORD"))
+    p.add_argument("--ops", type=int, default=100_000, help="commands per engine round")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of off/on each")
+    p.add_argument("--latency-orders", type=int, default=1000)
+
+
+# ---------------------------------------------------------------- subscriber
+
+
+class Subscriber:
+    """`mosquitto_sub` (C, from mosquitto-clients) writing `<unix ns> <topic> <payload>`
+    lines to a file: a subscriber fast enough not to be what is measured."""
+
+    def __init__(self, host: str, port: int, topic: str) -> None:
+        exe = shutil.which("mosquitto_sub")
+        if exe is None:
+            raise SystemExit("bench mqtt needs mosquitto_sub (Debian: mosquitto-clients)")
+        self.out = tempfile.NamedTemporaryFile(suffix=".mqtt", delete=False)  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [exe, "-h", host, "-p", str(port), "-t", topic, "-q", "0", "-F", "%U %t %p"],
+            stdout=self.out,
+        )
+        time.sleep(0.5)  # subscribed by then (it has no readiness signal)
+        if self.proc.poll() is not None:
+            raise SystemExit("mosquitto_sub could not connect to the broker")
+
+    def report(self, settle: float = 1.0) -> dict[str, Any]:
+        """Stop after `settle` s; count, first and last receipt (ns), trades' receipt."""
+        time.sleep(settle)
+        self.proc.terminate()
+        self.proc.wait(5)
+        self.out.close()
+        state: dict[str, Any] = {"count": 0, "first": 0, "last": 0, "trades": {}}
+        with open(self.out.name, encoding="utf-8") as f:
+            for line in f:
+                ts, topic, payload = line.rstrip("\n").split(" ", 2)
+                t = int(ts.replace(".", ""))
+                if not state["count"]:
+                    state["first"] = t
+                state["count"] += 1
+                state["last"] = t
+                if topic.endswith("/trades"):
+                    state["trades"][json.loads(payload)["tradeId"]] = t
+        os.unlink(self.out.name)
+        return state
+
+
+# ---------------------------------------------------------------- rounds
+
+
+async def engine_round(ops: int, cfg: MqttConfig | None) -> tuple[float, dict[str, Any]]:
+    cmds = stream(ops)
+    rt = Runtime(Exchange([instrument()]), clock="stepped", tick_interval=None)
+    bridge = MqttBridge(rt, cfg) if cfg is not None else None
+    if bridge is not None:
+        await bridge.start()
+        await asyncio.wait_for(bridge.connected.wait(), 5)
+    await rt.start()
+    await run_through(rt, setup_commands())
+    gc.collect()
+    t = time.perf_counter()
+    await run_through(rt, cmds)
+    dt = time.perf_counter() - t
+    stats: dict[str, Any] = {}
+    if bridge is not None:
+        t1 = time.perf_counter()
+        while (bridge._sub and len(bridge._sub)) or bridge.backlog():
+            await asyncio.sleep(0.005)
+        stats = bridge.stats()
+        stats["drain_s_after_engine"] = round(time.perf_counter() - t1, 3)
+        await bridge.stop()
+    await rt.stop()
+    return ops / dt, stats
+
+
+async def latency_round(n: int, cfg: MqttConfig) -> dict[int, int]:
+    """Trades paced 1 ms apart; tradeId → monotonic ns of the taker's acknowledgement."""
+    rt = Runtime(Exchange([instrument()]), clock="stepped", tick_interval=None)
+    bridge = MqttBridge(rt, cfg)
+    await bridge.start()
+    await asyncio.wait_for(bridge.connected.wait(), 5)
+    await rt.start()
+    await run_through(rt, setup_commands())
+    acks: dict[int, int] = {}
+    for i in range(n):
+        await rt.submit(
+            C.PlaceOrder(account=1, symbol=SYMBOL, side="SELL", qty=1, price=100_000 + i % 5)
+        )
+        evs = await rt.submit(
+            C.PlaceOrder(account=2, symbol=SYMBOL, side="BUY", qty=1, type="MARKET")
+        )
+        t = time.time_ns()
+        for ev in evs:
+            if type(ev) is E.OrderFilled:
+                acks[ev.trade_id] = t
+        await asyncio.sleep(0.001)
+    while bridge.backlog():
+        await asyncio.sleep(0.005)
+    await bridge.stop()
+    await rt.stop()
+    return acks
+
+
+def clear_retained(args: argparse.Namespace, topics: list[str]) -> None:
+    """Leave nothing of the run retained on the broker."""
+    exe = shutil.which("mosquitto_pub")
+    if exe is None:
+        return
+    auth = ["-u", args.username, "-P", args.password or ""] if args.username else []
+    for t in topics:
+        subprocess.run(
+            [exe, "-h", args.host, "-p", str(args.port), *auth, "-t", t, "-r", "-n"],
+            check=False,
+            capture_output=True,
+        )
+
+
+def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
+    if args is None:
+        args = argparse.Namespace()
+        add_arguments(p := argparse.ArgumentParser())
+        args = p.parse_args([])
+    venue = "bench" + uuid.uuid4().hex[:8]
+    cfg = MqttConfig(
+        host=args.host,
+        port=args.port,
+        username=args.username,
+        password=args.password,
+        venue=venue,
+        index_topic="",
+        queue_size=100_000,
+        subscription_size=100_000,
+    )
+    off: list[float] = []
+    on: list[float] = []
+    last_stats: dict[str, Any] = {}
+    for _ in range(args.rounds):  # no subscriber: the bridge's own cost in this process
+        off.append(asyncio.run(engine_round(args.ops, None))[0])
+        rate, last_stats = asyncio.run(engine_round(args.ops, cfg))
+        on.append(rate)
+    sub = Subscriber(args.host, args.port, f"{cfg.base}/#")
+    _, flood = asyncio.run(engine_round(args.ops, cfg))
+    rep = sub.report()
+    delivered, published = rep["count"], flood["published"]
+    span = (rep["last"] - rep["first"]) / 1e9
+    msgs_per_s = delivered / span if delivered > 1 else 0.0
+    sub = Subscriber(args.host, args.port, f"{cfg.base}/+/trades")
+    acks = asyncio.run(latency_round(args.latency_orders, cfg))
+    rep = sub.report()
+    lat = sorted((rep["trades"][tid] - t) / 1000 for tid, t in acks.items() if tid in rep["trades"])
+    clear_retained(
+        args,
+        [f"{cfg.base}/bridge/status", f"{cfg.base}/{SYMBOL}/mark", f"{cfg.base}/{SYMBOL}/ticker"],
+    )
+    best_off, best_on = max(off), max(on)
+
+    def pct(q: float) -> float:
+        return round(lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else float("nan")
+
+    return {
+        "msgs_per_s": round(msgs_per_s),
+        "p50_us": pct(0.50),
+        "p99_us": pct(0.99),
+        "engine_ops_per_s_bridge_off": round(best_off),
+        "engine_ops_per_s_bridge_on": round(best_on),
+        "bridge_cost_pct": round(100 * (1 - best_on / best_off), 1),
+        "messages_published": published,
+        "messages_delivered": delivered,
+        "bridge_dropped_messages": flood["droppedMessages"] + last_stats["droppedMessages"],
+        "bridge_dropped_batches": flood["droppedBatches"] + last_stats["droppedBatches"],
+        "bridge_drain_s_after_engine": last_stats["drain_s_after_engine"],
+        "latency_samples": len(lat),
+        "latency_mean_us": round(statistics.fmean(lat), 1) if lat else float("nan"),
+        "ops_per_round": args.ops,
+    }

@@ -1,0 +1,509 @@
+"""The MQTT bridge against a real Mosquitto (see docs/mqtt.md).
+
+The `broker` fixture starts `mosquitto` on free ports with the shipped mosquitto.conf and
+mosquitto.acl (ports and paths templated into a tmp dir, a password file made with
+`mosquitto_passwd`). Without the binary it falls back to 127.0.0.1:1883 (the tests that
+need our ACL or a broker restart are then skipped); under CI=true a missing broker fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from exchange.mqtt import MqttBridge, MqttConfig
+from exchange.protocol import dumps
+from exchange.testing import Probe, fund_accounts, running_stack
+
+ROOT = Path(__file__).resolve().parents[1]
+SYM = "BTCUSDT"
+CI = os.environ.get("CI", "").lower() == "true"
+USERS = {"margincall": "bridge-" + uuid.uuid4().hex, "oracle": "oracle-" + uuid.uuid4().hex}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def reachable(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        return True
+    return False
+
+
+@dataclass
+class Broker:
+    port: int
+    own: bool  # started here with the shipped configuration (ACL, passwords)
+    conf: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    log: list[str] = field(default_factory=list)
+
+    def start(self) -> None:
+        assert self.own and self.conf is not None
+        logf = open(self.conf.parent / "mosquitto.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [shutil.which("mosquitto") or "mosquitto", "-c", str(self.conf)],
+            cwd=self.conf.parent,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+        )
+        logf.close()
+        deadline = time.monotonic() + 5
+        while not reachable(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((self.conf.parent / "mosquitto.log").read_text()[-2000:])
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def creds(self, user: str | None) -> dict[str, Any]:
+        if user is None:
+            return {}
+        return {"username": user, "password": USERS[user]}
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    passwd = shutil.which("mosquitto_passwd")
+    if binary is None or passwd is None:
+        if reachable(1883):
+            yield Broker(1883, own=False)
+            return
+        msg = "no mosquitto binary and nothing listening on 127.0.0.1:1883"
+        if CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    d = tmp_path_factory.mktemp("mosquitto")
+    port, ws_port = free_port(), free_port()
+    conf = (ROOT / "mosquitto.conf").read_text()
+    conf = re.sub(r"^listener 1883 ", f"listener {port} ", conf, flags=re.M)
+    conf = re.sub(r"^listener 9001 ", f"listener {ws_port} ", conf, flags=re.M)
+    conf = conf.replace("password_file mosquitto.passwd", f"password_file {d / 'passwd'}")
+    conf = conf.replace("acl_file mosquitto.acl", f"acl_file {d / 'acl'}")
+    assert f"listener {port} " in conf and str(d / "acl") in conf
+    conf += f"user {getpass.getuser()}\n"  # as root, mosquitto would switch to `mosquitto`
+    (d / "mosquitto.conf").write_text(conf)
+    shutil.copy(ROOT / "mosquitto.acl", d / "acl")
+    for i, (user, pw) in enumerate(USERS.items()):
+        args = [passwd, "-b"] + (["-c"] if i == 0 else []) + [str(d / "passwd"), user, pw]
+        subprocess.run(args, check=True, capture_output=True)
+    os.chmod(d / "passwd", 0o600)
+    b = Broker(port, own=True, conf=d / "mosquitto.conf")
+    b.start()
+    try:
+        yield b
+    finally:
+        b.kill()
+
+
+def bridge_config(broker: Broker, **kw: Any) -> MqttConfig:
+    cfg = MqttConfig(
+        host="127.0.0.1",
+        port=broker.port,
+        venue="t" + uuid.uuid4().hex[:10],
+        backoff_min=0.05,
+        backoff_max=0.3,
+        **broker.creds("margincall"),
+    )
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+class Watcher:
+    """An anonymous MQTT v5 subscriber that collects messages by topic."""
+
+    def __init__(self) -> None:
+        self.messages: list[aiomqtt.Message] = []
+        self.event = asyncio.Event()
+
+    async def next(self, topic: str, timeout: float = 5.0, where: Any = None) -> aiomqtt.Message:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for m in self.messages[seen:]:
+                seen += 1
+                if m.topic.value == topic and (where is None or where(json.loads(m.payload))):
+                    return m
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no MQTT message on {topic}")
+            self.event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.event.wait(), left)
+
+
+@contextlib.asynccontextmanager
+async def watching(broker: Broker, topic: str, user: str | None = None) -> AsyncIterator[Watcher]:
+    w = Watcher()
+    async with aiomqtt.Client(
+        "127.0.0.1", broker.port, protocol=aiomqtt.ProtocolVersion.V5, **broker.creds(user)
+    ) as client:
+        await client.subscribe(topic, qos=1)
+
+        async def read() -> None:
+            async for m in client.messages:
+                w.messages.append(m)
+                w.event.set()
+
+        task = asyncio.create_task(read())
+        try:
+            yield w
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await task
+
+
+async def logged_in(url: str, key: dict[str, Any]) -> Probe:
+    p = await Probe(url).__aenter__()
+    await p.logon(key["apiKey"], key["secret"])
+    return p
+
+
+async def test_order_on_websocket_reaches_mqtt_with_the_same_payload(broker: Broker) -> None:
+    cfg = bridge_config(broker)
+    base = cfg.base
+    async with running_stack() as st, MqttBridge(st.runtime, cfg) as bridge:
+        bridge.attach_stats(st.server)
+        await asyncio.wait_for(bridge.connected.wait(), 5)
+        async with watching(broker, f"{base}/#") as w:
+            adm = await Probe(st.url).__aenter__()
+            await adm.call("session.logon", adminToken=st.admin_token)
+            ka, kb = await fund_accounts(adm, 2)
+            a, b = await logged_in(st.url, ka), await logged_in(st.url, kb)
+            ws = await Probe(st.url).__aenter__()
+            await ws.call("subscribe", streams=[f"trades.{SYM}", f"mark.{SYM}", f"book.{SYM}"])
+            await a.call(
+                "order.place",
+                symbol=SYM,
+                side="SELL",
+                type="LIMIT",
+                quantity="0.5",
+                price="50000",
+                timeInForce="GTC",
+            )
+            await b.call("order.place", symbol=SYM, side="BUY", type="MARKET", quantity="0.5")
+            trade = await ws.next(f"trades.{SYM}")
+            m = await w.next(f"{base}/{SYM}/trades")
+            assert m.payload == dumps(trade).encode()  # byte for byte the WS stream's data
+            assert json.loads(m.payload) == trade and m.qos == 0
+            await ws.next(f"book.{SYM}")  # the snapshot
+            delta = await ws.next(f"book.{SYM}")
+            m = await w.next(f"{base}/{SYM}/book", where=lambda d: d["seq"] == delta["seq"])
+            assert json.loads(m.payload) == delta
+            tick = await w.next(f"{base}/{SYM}/ticker", where=lambda d: d["bestBid"] is None)
+            assert json.loads(tick.payload)["type"] == "ticker"
+            for p in (a, b, ws, adm):
+                await p.close()
+        # a late subscriber gets the retained mark and ticker, with a message expiry
+        async with watching(broker, f"{base}/+/+") as late:
+            for kind in ("mark", "ticker"):
+                m = await late.next(f"{base}/{SYM}/{kind}")
+                assert m.retain
+                assert 0 < m.properties.MessageExpiryInterval <= cfg.mark_expiry  # type: ignore[union-attr]
+            mark = json.loads((await late.next(f"{base}/{SYM}/mark")).payload)
+            assert mark["mark"] == "50000.00"
+        assert bridge.stats()["published"] > 0 and bridge.stats()["droppedMessages"] == 0
+
+
+async def test_index_from_mqtt_moves_the_mark_and_liquidates(broker: Broker) -> None:
+    cfg = bridge_config(broker)
+    base, feed = cfg.base, cfg.index_feed_topic
+    oracle_user = "oracle" if broker.own else None
+    async with running_stack() as st, MqttBridge(st.runtime, cfg) as bridge:
+        await asyncio.wait_for(bridge.connected.wait(), 5)
+        adm = await Probe(st.url).__aenter__()
+        await adm.call("session.logon", adminToken=st.admin_token)
+        keys = await fund_accounts(adm, 3)
+        mm, lo, short = [await logged_in(st.url, k) for k in keys]
+        await mm.call(
+            "order.place", symbol=SYM, side="SELL", type="LIMIT", quantity="1", price="50000"
+        )
+        await lo.call("leverage.set", symbol=SYM, leverage=50)
+        await lo.call("order.place", symbol=SYM, side="BUY", type="MARKET", quantity="1")
+        await short.call("leverage.set", symbol=SYM, leverage=2)
+        await short.call(
+            "order.place", symbol=SYM, side="SELL", type="LIMIT", quantity="2", price="50000"
+        )
+        await mm.call(
+            "order.place", symbol=SYM, side="BUY", type="LIMIT", quantity="1", price="50000"
+        )
+        async with (
+            watching(broker, f"{base}/#") as w,
+            aiomqtt.Client(
+                "127.0.0.1",
+                broker.port,
+                protocol=aiomqtt.ProtocolVersion.V5,
+                **broker.creds(oracle_user),
+            ) as oracle,
+        ):
+            bad = [
+                b"not json",
+                b"[1,2]",
+                b'{"symbol":"NOPE","price":"1"}',
+                b'{"symbol":"BTCUSDT","price":"-5"}',
+                b'{"symbol":"BTCUSDT","price":true}',
+                b'{"symbol":"BTCUSDT"}',
+                b'{"symbol":"BTCUSDT","price":"1","x":1}',
+                b'{"symbol":"BTCUSDT","price":"NaN"}',
+                b'{"symbol":"BTCUSDT","price":"1e999"}',
+                b'{"symbol":"BTCUSDT","price":"50000","ts":"soon"}',
+                b"\xff\xfe",
+            ]
+            index_before = st.exchange.market_view(SYM).index
+            for payload in bad:
+                await oracle.publish(feed, payload, qos=1)
+            t0 = time.monotonic()
+            while bridge.index_bad < len(bad) and time.monotonic() - t0 < 5:
+                await asyncio.sleep(0.01)
+            assert bridge.index_bad == len(bad) and bridge.index_accepted == 0
+            assert st.exchange.market_view(SYM).index == index_before  # nothing reached the core
+            # a good one (-8 %): the mark moves and the 50x long is liquidated
+            await oracle.publish(feed, json.dumps({"symbol": SYM, "price": 46000}), qos=1)
+            mark = await w.next(f"{base}/{SYM}/mark", where=lambda d: d["index"] == "46000.00")
+            assert json.loads(mark.payload)["mark"] != "50000.00"
+            liq = json.loads((await w.next(f"{base}/{SYM}/liquidations")).payload)
+            assert liq["side"] == "LONG" and liq["generation"] == 0 and liq["cascadeId"] >= 1
+            for k in ("parentId", "triggerMark", "fills", "insuranceDelta", "bankruptcyPrice"):
+                assert k in liq
+            casc = await w.next(f"{base}/{SYM}/cascades")
+            assert casc.qos == 1 and json.loads(casc.payload)["cascadeId"] == liq["cascadeId"]
+            assert (await lo.call("account.status"))["positions"] == []
+            # stale (older ts than the last accepted) is counted, not applied
+            now = time.time_ns()
+            await oracle.publish(feed, json.dumps({"symbol": SYM, "price": "46010", "ts": now}))
+            await oracle.publish(feed, json.dumps({"symbol": SYM, "price": "1", "ts": now - 1}))
+            t0 = time.monotonic()
+            while bridge.index_received < len(bad) + 3 and time.monotonic() - t0 < 5:
+                await asyncio.sleep(0.01)
+            assert bridge.index_stale == 1 and bridge.index_accepted == 2
+        for p in (mm, lo, short, adm):
+            await p.close()
+
+
+async def test_anonymous_client_cannot_publish_an_index_price(broker: Broker) -> None:
+    if not broker.own:
+        (pytest.fail if CI else pytest.skip)("needs the shipped ACL (no mosquitto binary)")
+    cfg = bridge_config(broker)
+    async with running_stack() as st, MqttBridge(st.runtime, cfg) as bridge:
+        await asyncio.wait_for(bridge.connected.wait(), 5)
+        msg = json.dumps({"symbol": SYM, "price": "12345"})
+        async with aiomqtt.Client(
+            "127.0.0.1", broker.port, protocol=aiomqtt.ProtocolVersion.V5
+        ) as anon:
+            await anon.publish(cfg.index_feed_topic, msg, qos=1)  # acked, denied by the ACL
+            await anon.publish(f"{cfg.base}/{SYM}/mark", "{}", qos=1, retain=True)
+        async with aiomqtt.Client(
+            "127.0.0.1", broker.port, protocol=aiomqtt.ProtocolVersion.V5, **broker.creds("oracle")
+        ) as oracle:
+            await oracle.publish(
+                cfg.index_feed_topic, json.dumps({"symbol": SYM, "price": "5"}), qos=1
+            )
+        t0 = time.monotonic()
+        while bridge.index_received < 1 and time.monotonic() - t0 < 5:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert bridge.index_received == 1 and bridge.index_accepted == 1
+        assert st.exchange.market_view(SYM).index == 50  # the oracle's 5.0, not 12345
+        async with watching(broker, f"{cfg.base}/#") as w:  # nor could it write a mark
+            with pytest.raises(TimeoutError):
+                await w.next(f"{cfg.base}/{SYM}/mark", timeout=0.3, where=lambda d: d == {})
+
+
+async def test_broker_restart_never_stops_matching(broker: Broker) -> None:
+    if not broker.own:
+        (pytest.fail if CI else pytest.skip)("needs a broker this test can kill and restart")
+    cfg = bridge_config(broker, queue_size=50)
+    base = cfg.base
+    async with running_stack(clock="realtime", tick_interval=None) as st:
+        bridge = MqttBridge(st.runtime, cfg)
+        bridge.attach_stats(st.server)
+        await bridge.start()
+        await asyncio.wait_for(bridge.connected.wait(), 5)
+        adm = await Probe(st.url).__aenter__()
+        await adm.call("session.logon", adminToken=st.admin_token)
+        ka, kb = await fund_accounts(adm, 2)
+        a, b = await logged_in(st.url, ka), await logged_in(st.url, kb)
+        acks: list[float] = []
+        stop = asyncio.Event()
+
+        async def flow() -> None:
+            while not stop.is_set():
+                t = time.monotonic()
+                await asyncio.wait_for(
+                    a.call(
+                        "order.place",
+                        symbol=SYM,
+                        side="SELL",
+                        type="LIMIT",
+                        quantity="0.01",
+                        price="50000",
+                    ),
+                    2,
+                )
+                await asyncio.wait_for(
+                    b.call("order.place", symbol=SYM, side="BUY", type="MARKET", quantity="0.01"), 2
+                )
+                acks.append(t)
+                await asyncio.sleep(0.002)
+
+        task = asyncio.create_task(flow())
+        try:
+            await asyncio.sleep(0.3)
+            broker.kill()
+            t_kill = time.monotonic()
+            await asyncio.sleep(0.2)
+            assert not bridge.connected.is_set()
+            await asyncio.sleep(0.8)
+            during = [t for t in acks if t_kill < t < time.monotonic()]
+            assert len(during) > 20, f"matching stalled during the outage: {len(during)}"
+            broker.start()
+            t0 = time.monotonic()
+            while bridge.connects < 2 and time.monotonic() - t0 < 5:
+                await asyncio.sleep(0.02)
+            assert bridge.connects >= 2 and bridge.connected.is_set()
+            n = len(acks)
+            await asyncio.sleep(0.2)
+            assert len(acks) > n
+        finally:
+            stop.set()
+            await task
+        # retained state republished (the restarted broker kept nothing: persistence off)
+        async with watching(broker, f"{base}/+/+") as late:
+            for kind in ("mark", "ticker"):
+                m = await late.next(f"{base}/{SYM}/{kind}")
+                assert m.retain
+            # and live data flows again
+            await a.call(
+                "order.place", symbol=SYM, side="SELL", type="LIMIT", quantity="0.01", price="50000"
+            )
+            await b.call("order.place", symbol=SYM, side="BUY", type="MARKET", quantity="0.01")
+            await late.next(f"{base}/{SYM}/trades")
+        stats = (await adm.call("admin.stats"))["server"]["mqtt"]
+        assert stats["droppedMessages"] > 0 and stats["connected"] is True
+        assert stats["republishedRetained"] >= 2 and stats["connects"] >= 2
+        for p in (a, b, adm):
+            await p.close()
+        await bridge.stop()
+
+
+async def test_serve_with_mqtt_option(broker: Broker) -> None:
+    """What `margincall serve --mqtt URL --mqtt-user U` sets up (without the process)."""
+    from exchange.cli import ServeOptions, start_stack, stop_stack
+    from exchange.mqtt import install
+
+    opts = ServeOptions(port=0, admin_token="t", tick_interval=None)
+    venue = "t" + uuid.uuid4().hex[:10]
+    creds = broker.creds("margincall")
+    install(opts, f"mqtt://127.0.0.1:{broker.port}", venue=venue, **creds)
+    runtime, server = await start_stack(opts)
+    bridge = opts.extra["mqtt"]["bridge"]
+    try:
+        await asyncio.wait_for(bridge.connected.wait(), 5)
+        async with watching(broker, f"margincall/v1/{venue}/#") as w:
+            adm = await Probe(server.url).__aenter__()
+            await adm.call("session.logon", adminToken="t")
+            await adm.call("admin.setIndex", symbol=SYM, price="50000")
+            await w.next(f"margincall/v1/{venue}/{SYM}/mark")
+            stats = (await adm.call("admin.stats"))["server"]["mqtt"]
+            assert stats["connected"] is True and stats["published"] >= 1
+            await adm.close()
+    finally:
+        await stop_stack(runtime, server)
+        for hook in opts.extra["after_stop"]:
+            await hook()
+    assert not bridge.connected.is_set()
+
+
+async def test_a_frozen_broker_never_slows_matching(broker: Broker) -> None:
+    """SIGSTOP: the broker accepts nothing but the connections stay up (a 'slow' broker)."""
+    if not broker.own:
+        (pytest.fail if CI else pytest.skip)("needs a broker this test can pause")
+    import signal
+
+    cfg = bridge_config(broker, queue_size=20, socket_backlog=5)
+    async with running_stack() as st, MqttBridge(st.runtime, cfg) as bridge:
+        await asyncio.wait_for(bridge.connected.wait(), 5)
+        adm = await Probe(st.url).__aenter__()
+        await adm.call("session.logon", adminToken=st.admin_token)
+        ka, kb = await fund_accounts(adm, 2)
+        a, b = await logged_in(st.url, ka), await logged_in(st.url, kb)
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            n = 0
+            while time.monotonic() - t0 < 0.7:
+                await asyncio.wait_for(
+                    a.call(
+                        "order.place",
+                        symbol=SYM,
+                        side="SELL",
+                        type="LIMIT",
+                        quantity="0.01",
+                        price="50000",
+                    ),
+                    1,
+                )
+                await asyncio.wait_for(
+                    b.call("order.place", symbol=SYM, side="BUY", type="MARKET", quantity="0.01"), 1
+                )
+                n += 1
+            assert n > 50, f"only {n} trades while the broker was frozen"
+        finally:
+            broker.proc.send_signal(signal.SIGCONT)
+        assert bridge.stats()["queued"] <= 20
+        for p in (a, b, adm):
+            await p.close()
+
+
+def test_bench_mqtt_reports_every_figure(broker: Broker) -> None:
+    """A short smoke run of `python -m bench mqtt` (the real figures are by hand)."""
+    if shutil.which("mosquitto_sub") is None:
+        (pytest.fail if CI else pytest.skip)("bench mqtt needs mosquitto_sub")
+    import argparse
+
+    from bench import mqtt as bench_mqtt
+
+    creds = broker.creds("margincall")
+    r = bench_mqtt.run(
+        argparse.Namespace(
+            host="127.0.0.1", port=broker.port, ops=2000, rounds=1, latency_orders=30, **creds
+        )
+    )
+    for k in (
+        "msgs_per_s",
+        "p50_us",
+        "p99_us",
+        "engine_ops_per_s_bridge_off",
+        "engine_ops_per_s_bridge_on",
+    ):
+        assert r[k] > 0, (k, r)
+    assert r["latency_samples"] == 30
