@@ -546,27 +546,11 @@ class Exchange:
             acct.available[quote] -= reserve
             acct.reserved[quote] = acct.reserved.get(quote, 0) + reserve
             self._touch_balance(acct.id, quote)
-        if kind in CONDITIONAL:
+        conditional = kind in CONDITIONAL
+        if conditional:
             o.status = UNTRIGGERED
             m.stops[(o.trigger, self._stop_direction(kind, side))].add((stop, o.oid))
             m.stop_count += 1
-            self._emit(
-                E.OrderAccepted,
-                o.oid,
-                cid,
-                acct.id,
-                inst.symbol,
-                cmd.side,
-                kind,
-                tif,
-                price,
-                qty,
-                stop,
-                o.reduce_only,
-                "UNTRIGGERED",
-            )
-            self._flush(m)
-            return
         self._emit(
             E.OrderAccepted,
             o.oid,
@@ -580,8 +564,11 @@ class Exchange:
             qty,
             stop,
             o.reduce_only,
-            "NEW",
+            "UNTRIGGERED" if conditional else "NEW",
         )
+        if conditional:
+            self._flush(m)
+            return
         self._execute(m, o, worst if is_market else price)
         self._react(m)
 

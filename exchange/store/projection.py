@@ -33,7 +33,9 @@ from .codec import to_jsonable
 from .db import insert_many
 from .tables import (
     EVENT_TABLES,
+    QUERY_TABLES,
     AccountRow,
+    ApiKeyRow,
     AutoDeleverageRow,
     BalanceRow,
     CascadeRow,
@@ -68,25 +70,7 @@ def _cols(model: Any) -> tuple[str, ...]:
 
 # each table's columns, in the order of the tuples the projector makes
 COLUMNS: dict[Any, tuple[str, ...]] = {
-    _t(m): _cols(m)
-    for m in (
-        AccountRow,
-        InstrumentRow,
-        OrderRow,
-        OrderUpdateRow,
-        RejectionRow,
-        FillRow,
-        PositionRow,
-        BalanceRow,
-        LiquidationRow,
-        AutoDeleverageRow,
-        CascadeRow,
-        FundingPaymentRow,
-        FundingSettlementRow,
-        InsuranceFundRow,
-        TransferRow,
-        MarkPriceRow,
-    )
+    _t(m): _cols(m) for m in QUERY_TABLES if m not in (ProjectionState, ApiKeyRow)
 }
 ORDER_COLS = COLUMNS[_t(OrderRow)]
 
