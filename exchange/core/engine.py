@@ -298,14 +298,23 @@ class Exchange:
             )
             return out
         before = self.now
-        schedule = [
-            (m, m.next_funding_ts, m.premium_sum, m.premium_n, m.funding_override, m.funding_rate)
-            for m in self.markets.values()
-        ]
+        schedule: list[tuple[Market, int, int, int, int | None, int]] = []
         settled = False
         self._reacted.clear()
         carry = [m for m in self.markets.values() if m.queued]
-        if ts > self.now:
+        if ts > before:
+            # only the clock moving touches the funding schedule: keep it to restore it
+            schedule = [
+                (
+                    m,
+                    m.next_funding_ts,
+                    m.premium_sum,
+                    m.premium_n,
+                    m.funding_override,
+                    m.funding_rate,
+                )
+                for m in self.markets.values()
+            ]
             self.now = ts
             settled = self._settle_funding_due()
         try:
