@@ -260,19 +260,38 @@ class BotFleet:
             return c
 
         p = self.pace
-        self.bots.append(MarketMaker(await account("5000000"), self.symbol, refresh=0.25 * p,
-                                     size=Decimal("0.04"),
-                                     seed=rng.randrange(2**32)))  # fmt: skip
+        self.bots.append(
+            MarketMaker(
+                await account("5000000"),
+                self.symbol,
+                refresh=0.25 * p,
+                size=Decimal("0.04"),
+                seed=rng.randrange(2**32),
+            )
+        )
         for _ in range(self.noise):
-            self.bots.append(NoiseTrader(await account("200000"), self.symbol,
-                                         mean_interval=0.3 * p, seed=rng.randrange(2**32)))  # fmt: skip
+            self.bots.append(
+                NoiseTrader(
+                    await account("200000"),
+                    self.symbol,
+                    mean_interval=0.3 * p,
+                    seed=rng.randrange(2**32),
+                )
+            )
         for i in range(self.momentum):
             lev = 15 + 2 * i  # dense liquidation prices: one fill reaches the next
             size = Decimal("0.15") + Decimal(i % 4) / 20
-            bot = MomentumTrader(await account(str(8000 + 1000 * (i % 5))), self.symbol,
-                                 leverage=lev, size=size, interval=0.4 * p, lookback=4,
-                                 long_only=long_bias, exit_on_reversal=not long_bias,
-                                 seed=rng.randrange(2**32))  # fmt: skip
+            bot = MomentumTrader(
+                await account(str(8000 + 1000 * (i % 5))),
+                self.symbol,
+                leverage=lev,
+                size=size,
+                interval=0.4 * p,
+                lookback=4,
+                long_only=long_bias,
+                exit_on_reversal=not long_bias,
+                seed=rng.randrange(2**32),
+            )
             self.bots.append(bot)
         return [asyncio.create_task(b.run(stop)) for b in self.bots]
 
@@ -370,9 +389,9 @@ class DemoState:
     trades: int = 0
     liquidations: int = 0
     liquidated_qty: Decimal = Decimal(0)
-    max_generation: int = 0
+    generations: int = 0  # of the deepest cascade so far (generation numbers start at 0)
     cascades: list[dict[str, Any]] = field(default_factory=list)
-    recent: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=256))  # newest first
     phase: str = "warming up"
     insurance: str = "0"
     marks: deque[Decimal] = field(default_factory=lambda: deque(maxlen=60))
@@ -397,22 +416,44 @@ def render(state: DemoState, url: str, token: str, left: float) -> Any:
     head.add_row("[b]connect[/b]", url, "[b]admin token[/b]", token)
     head.add_row("[b]phase[/b]", state.phase, "[b]time left[/b]", f"{left:5.1f} s")
     market = Table(title="BTCUSDT", expand=True)
-    for col in ("mark", "index", "last", "funding", "trades", "liquidations", "liq. qty",
-                "deepest gen.", "insurance fund"):  # fmt: skip
+    for col in (
+        "mark",
+        "index",
+        "last",
+        "funding",
+        "trades",
+        "liquidations",
+        "liq. qty",
+        "generations",
+        "insurance fund",
+    ):
         market.add_column(col, justify="right")
-    market.add_row(state.mark, state.index, state.last, state.funding, str(state.trades),
-                   str(state.liquidations), str(state.liquidated_qty), str(state.max_generation),
-                   state.insurance)  # fmt: skip
+    market.add_row(
+        state.mark,
+        state.index,
+        state.last,
+        state.funding,
+        str(state.trades),
+        str(state.liquidations),
+        str(state.liquidated_qty),
+        str(state.generations),
+        state.insurance,
+    )
     casc = Table(title="cascades", expand=True)
     for col in ("id", "liquidations", "volume", "generations", "price path", "fund before → after"):
         casc.add_column(col)
     for c in state.cascades[-5:]:
         path = c["pricePath"]
         span = (f"{path[0]} → {path[-1]}" if len(path) > 1 else path[0]) if path else "-"
-        casc.add_row(str(c["cascadeId"]), str(c["liquidations"]), c["volume"],
-                     str(c["generations"]), span,
-                     f"{c['insuranceBefore']} → {c['insuranceAfter']}")  # fmt: skip
-    recent = "\n".join(state.recent) or "(no liquidation yet)"
+        casc.add_row(
+            str(c["cascadeId"]),
+            str(c["liquidations"]),
+            c["volume"],
+            str(c["generations"]),
+            span,
+            f"{c['insuranceBefore']} → {c['insuranceAfter']}",
+        )
+    recent = "\n".join(list(state.recent)[:8]) or "(no liquidation yet)"
     return Group(
         Panel(head, title="margincall demo"),
         market,
@@ -421,28 +462,34 @@ def render(state: DemoState, url: str, token: str, left: float) -> Any:
     )
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 async def run_demo(host: str, port: int, duration: float, seed: int, live: bool) -> DemoState:
     from rich.console import Console
     from rich.live import Live
 
     from clients import Client
 
-    console = Console(stderr=False)
+    # lines stay whole (keys to copy, liquidations to grep) when output is not a terminal
+    console = Console(stderr=False, soft_wrap=True)
     token = secrets.token_urlsafe(12)
     opts = ServeOptions(host=host, port=port, clock="realtime", admin_token=token, rate_limit=None)
     opts.extra["instrument_list"] = demo_instruments()
     runtime, server = await start_stack(opts)
     state = DemoState()
     console.print(f"margincall demo: server on [b]{server.url}[/b]  (admin token {token})")
-    console.print("BTCUSDT marks at the last trade here, so liquidation fills move the mark: "
-                  "that feedback is the cascade.")  # fmt: skip
+    console.print(
+        "BTCUSDT marks at the last trade here, so liquidation fills move the mark: "
+        "that feedback is the cascade."
+    )
     stop = asyncio.Event()
     admin = await Client(server.url, admin_token=token).connect()
     await admin.set_index("BTCUSDT", "50000")
     yours = await admin.create_account(deposit="100000")
-    console.print(
-        f"an account for you (100,000 USDT): MC_KEY={yours['apiKey']} MC_SECRET={yours['secret']}"
-    )
+    console.print("an account for you (100,000 USDT), for clients/example_strategy.py:")
+    console.print(f"  MC_KEY={yours['apiKey']} MC_SECRET={yours['secret']}")
     pace = max(0.25, min(1.0, duration / 60))
     fleet = BotFleet(server.url, token, seed=seed, pace=pace)
     watcher = await Client(server.url).connect()
@@ -460,11 +507,12 @@ async def run_demo(host: str, port: int, duration: float, seed: int, live: bool)
         async for liq in streams[1]:
             state.liquidations += 1
             state.liquidated_qty += Decimal(liq["qty"])
-            state.max_generation = max(state.max_generation, liq["generation"])
+            state.generations = max(state.generations, liq["generation"] + 1)
             state.recent.appendleft(
                 f"#{liq['liquidationId']} cascade {liq['cascadeId']} gen {liq['generation']}: "
                 f"{liq['side']} {liq['qty']} at mark {liq['triggerMark']} "
-                f"(bankruptcy {liq['bankruptcyPrice']}, filled {liq['filledQty']}, "
+                f"(bankruptcy {liq['bankruptcyPrice']}; closed: {liq['filledQty']} in the book, "
+                f"{liq['fundTakeoverQty']} by the fund, {liq['adlQty']} by ADL; "
                 f"fund Δ {liq['insuranceDelta']})"
             )
 
@@ -516,19 +564,30 @@ async def run_demo(host: str, port: int, duration: float, seed: int, live: bool)
     t_end = time.monotonic() + duration
     try:
         if live:
-            with Live(render(state, server.url, token, duration), console=console,
-                      refresh_per_second=4, transient=False) as view:  # fmt: skip
+            with Live(
+                render(state, server.url, token, duration),
+                console=console,
+                refresh_per_second=4,
+                transient=False,
+            ) as view:
                 while time.monotonic() < t_end:
                     await asyncio.sleep(0.25)
                     view.update(
                         render(state, server.url, token, max(0.0, t_end - time.monotonic()))
                     )
         else:
+            shown = 0  # liquidations already printed
             while time.monotonic() < t_end:
                 await asyncio.sleep(min(1.0, max(0.0, t_end - time.monotonic())))
-                console.print(f"[{state.phase}] mark {state.mark} index {state.index} last "
-                              f"{state.last} | liquidations {state.liquidations} "
-                              f"cascades {len(state.cascades)}")  # fmt: skip
+                console.print(
+                    f"({state.phase}) mark {state.mark} index {state.index} last {state.last} "
+                    f"| liquidations {state.liquidations} cascades {len(state.cascades)}",
+                    markup=False,
+                )
+                new = min(state.liquidations - shown, len(state.recent))
+                for line in reversed(list(state.recent)[:new]):
+                    console.print(f"  {line}", markup=False, highlight=False)
+                shown = state.liquidations
     finally:
         stop.set()
         await asyncio.gather(*bot_tasks, script_task, return_exceptions=True)
@@ -541,16 +600,18 @@ async def run_demo(host: str, port: int, duration: float, seed: int, live: bool)
         await stop_stack(runtime, server)
     console.print(
         f"demo over: {state.trades} trades, {state.liquidations} liquidations "
-        f"({state.liquidated_qty} BTC) in {len(state.cascades)} cascades, deepest generation "
-        f"{state.max_generation}; insurance fund {state.insurance} USDT"
+        f"({state.liquidated_qty} BTC) in {len(state.cascades)} cascades, up to "
+        f"{_count(state.generations, 'generation')} deep; insurance fund {state.insurance} USDT"
     )
-    for c in state.cascades:
-        if c["liquidations"] > 1:
-            console.print(
-                f"  cascade {c['cascadeId']}: {c['liquidations']} liquidations over "
-                f"{c['generations']} generations, mark path {' → '.join(c['pricePath'][:6])}"
-                f"{' …' if len(c['pricePath']) > 6 else ''}"
-            )
+    chains = [c for c in state.cascades if c["liquidations"] > 1]
+    if chains:
+        console.print(f"the {_count(len(chains), 'cascade')} with more than one liquidation:")
+    for c in chains:
+        console.print(
+            f"  cascade {c['cascadeId']}: {c['liquidations']} liquidations over "
+            f"{_count(c['generations'], 'generation')}, mark path "
+            f"{' → '.join(c['pricePath'][:6])}{' …' if len(c['pricePath']) > 6 else ''}"
+        )
     return state
 
 
