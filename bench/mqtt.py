@@ -7,7 +7,9 @@
   these rounds (on a 2-core machine it would take the engine's CPU, not the bridge).
 * msgs_per_s: market-data messages a subscriber in another process (`mosquitto_sub`,
   QoS 0 subscription to the venue's `#`) receives per second, first to last, while one more
-  bridge-on round floods it.
+  bridge-on round floods it; the subscriber stops once the broker has gone quiet.
+* Every bridge round uses a fresh venue (its own topics) and the bridge's default queue
+  sizes, as `serve --mqtt` does; what the bridge dropped is reported, not hidden.
 * p50_us / p99_us: from an order's acknowledgement (its `submit` returning, in-process)
   to the subscriber receiving the trade on `<SYMBOL>/trades`, orders paced 1 ms apart;
   the subscriber is `mosquitto_sub` in another process; both sides read the wall clock
@@ -71,9 +73,10 @@ class Subscriber:
         if self.proc.poll() is not None:
             raise SystemExit("mosquitto_sub could not connect to the broker")
 
-    def report(self, settle: float = 1.0) -> dict[str, Any]:
-        """Stop after `settle` s; count, first and last receipt (ns), trades' receipt."""
-        time.sleep(settle)
+    def report(self, quiet: float = 0.5, limit: float = 15.0) -> dict[str, Any]:
+        """Stop once the broker is idle (nothing received for `quiet` s, at most `limit`
+        s); count, first and last receipt (ns), trades' receipt."""
+        wait_quiet(self.out.name, quiet, limit)
         self.proc.terminate()
         self.proc.wait(5)
         self.out.close()
@@ -90,6 +93,19 @@ class Subscriber:
                     state["trades"][json.loads(payload)["tradeId"]] = t
         os.unlink(self.out.name)
         return state
+
+
+def wait_quiet(path: str, quiet: float, limit: float) -> None:
+    """Until the file has not grown for `quiet` s (or `limit` s have passed)."""
+    t_end = time.monotonic() + limit
+    size, since = -1, time.monotonic()
+    while time.monotonic() < t_end:
+        now_size = os.path.getsize(path)
+        if now_size != size:
+            size, since = now_size, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.05)
 
 
 # ---------------------------------------------------------------- rounds
@@ -167,37 +183,48 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
         args = argparse.Namespace()
         add_arguments(p := argparse.ArgumentParser())
         args = p.parse_args([])
-    venue = "bench" + uuid.uuid4().hex[:8]
-    cfg = MqttConfig(
-        host=args.host,
-        port=args.port,
-        username=args.username,
-        password=args.password,
-        venue=venue,
-        index_topic="",
-        queue_size=100_000,
-        subscription_size=100_000,
-    )
+    venues: list[str] = []
+
+    def config() -> MqttConfig:
+        """A fresh venue per round (no round sees another's messages), and the bridge's
+        default queue sizes, so "bridge on" is what `serve --mqtt` runs."""
+        venues.append("bench" + uuid.uuid4().hex[:8])
+        return MqttConfig(
+            host=args.host,
+            port=args.port,
+            username=args.username,
+            password=args.password,
+            venue=venues[-1],
+            index_topic="",
+        )
+
     off: list[float] = []
     on: list[float] = []
+    dropped = batches = 0
     last_stats: dict[str, Any] = {}
     for _ in range(args.rounds):  # no subscriber: the bridge's own cost in this process
         off.append(asyncio.run(engine_round(args.ops, None))[0])
-        rate, last_stats = asyncio.run(engine_round(args.ops, cfg))
+        rate, last_stats = asyncio.run(engine_round(args.ops, config()))
         on.append(rate)
+        dropped += last_stats["droppedMessages"]
+        batches += last_stats["droppedBatches"]
+    cfg = config()
     sub = Subscriber(args.host, args.port, f"{cfg.base}/#")
     _, flood = asyncio.run(engine_round(args.ops, cfg))
-    rep = sub.report()
+    rep = sub.report()  # returns once the broker has delivered all it will
     delivered, published = rep["count"], flood["published"]
     span = (rep["last"] - rep["first"]) / 1e9
     msgs_per_s = delivered / span if delivered > 1 else 0.0
+    cfg = config()
     sub = Subscriber(args.host, args.port, f"{cfg.base}/+/trades")
     acks = asyncio.run(latency_round(args.latency_orders, cfg))
     rep = sub.report()
     lat = sorted((rep["trades"][tid] - t) / 1000 for tid, t in acks.items() if tid in rep["trades"])
+    kinds = ("mark", "ticker", "status", "depth")
     clear_retained(
         args,
-        [f"{cfg.base}/bridge/status", f"{cfg.base}/{SYMBOL}/mark", f"{cfg.base}/{SYMBOL}/ticker"],
+        [f"margincall/v1/{v}/bridge" for v in venues]
+        + [f"margincall/v1/{v}/{SYMBOL}/{k}" for v in venues for k in kinds],
     )
     best_off, best_on = max(off), max(on)
 
@@ -213,8 +240,12 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
         "bridge_cost_pct": round(100 * (1 - best_on / best_off), 1),
         "messages_published": published,
         "messages_delivered": delivered,
-        "bridge_dropped_messages": flood["droppedMessages"] + last_stats["droppedMessages"],
-        "bridge_dropped_batches": flood["droppedBatches"] + last_stats["droppedBatches"],
+        "bridge_queue_size": cfg.queue_size,
+        "bridge_subscription_size": cfg.subscription_size,
+        "bridge_dropped_messages_on_rounds": dropped,
+        "bridge_dropped_batches_on_rounds": batches,
+        "bridge_dropped_messages_flood": flood["droppedMessages"],
+        "bridge_dropped_batches_flood": flood["droppedBatches"],
         "bridge_drain_s_after_engine": last_stats["drain_s_after_engine"],
         "latency_samples": len(lat),
         "latency_mean_us": round(statistics.fmean(lat), 1) if lat else float("nan"),

@@ -188,6 +188,17 @@ def serve(
     mqtt_password: Annotated[
         str | None, typer.Option(envvar="MARGINCALL_MQTT_PASSWORD", help="MQTT password.")
     ] = None,
+    mqtt_venue: Annotated[
+        str | None,
+        typer.Option(help="MQTT topic level after margincall/v1/ (default: margincall)."),
+    ] = None,
+    mqtt_index_topic: Annotated[
+        str | None,
+        typer.Option(
+            help="MQTT topic of the index feed (default: margincall/v1/<venue>/index-feed; "
+            "empty: no index feed)."
+        ),
+    ] = None,
 ) -> None:
     """Run the exchange server."""
     if clock not in ("realtime", "stepped"):
@@ -222,7 +233,17 @@ def serve(
     if mqtt:
         from exchange.mqtt import install as install_mqtt
 
-        install_mqtt(opts, mqtt, username=mqtt_user, password=mqtt_password)
+        try:
+            install_mqtt(
+                opts,
+                mqtt,
+                username=mqtt_user,
+                password=mqtt_password,
+                venue=mqtt_venue,
+                index_topic=mqtt_index_topic,
+            )
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--mqtt") from None
     asyncio.run(_serve(opts))
 
 
