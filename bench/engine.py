@@ -112,7 +112,10 @@ def bytes_per_resting_order(n: int) -> float:
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    resting = sum(len(s) for s in ex.l3_counts(SYMBOL)) if hasattr(ex, "l3_counts") else n
+    bids, asks = ex.markets[SYMBOL].book.l3()
+    resting = len(bids) + len(asks)
+    if resting != n:
+        raise SystemExit(f"bytes_per_resting_order: {n - resting} of {n} orders did not rest")
     return (after - before) / resting
 
 
@@ -126,6 +129,12 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
     ref_fills, ref_lots = ref.run_ref(stream)
     ref_s = time.perf_counter() - t
     eng_s, fills, lots, rejected = run_engine(cmds)
+    if (fills, lots, rejected) != (ref_fills, ref_lots, 0):
+        # a faster engine that matches differently would be no result at all
+        raise SystemExit(
+            f"engine disagrees with the reference: fills {fills} vs {ref_fills}, "
+            f"lots {lots} vs {ref_lots}, {rejected} rejected"
+        )
     return {
         "bench": "engine",
         "ops": ops,
