@@ -172,3 +172,21 @@ def test_money_is_conserved_and_nobody_is_negative(story: Story) -> None:
     for a, acct in story.ex.accounts.items():
         if a != FUND:
             assert acct.available.get("USDT", 0) >= 0
+
+
+def test_each_book_filled_liquidation_gives_the_fund_what_its_fills_left(story: Story) -> None:
+    """Recomputed from the position as it was opened and the fills alone: closing a long at
+    bankruptcy leaves nothing, so what the fund gets is margin + proceeds − cost (the
+    liquidated side pays no fee)."""
+    lot_value = story.ex.instruments[SYM].lot_value
+    checked = 0
+    for e in crash_events(story, E.PositionLiquidated):
+        if e.filled_qty != e.qty:
+            continue
+        qty, cost, margin = story.opened[e.account]  # type: ignore[attr-defined]
+        assert e.qty == qty and sum(q for _, q in e.fills) == qty
+        proceeds = sum(p * q * lot_value for p, q in e.fills)
+        assert all(p >= e.bankruptcy_price for p, _ in e.fills)  # never beyond bankruptcy
+        assert e.insurance_delta == margin + proceeds - cost
+        checked += 1
+    assert checked > 50  # most of the crash is absorbed by the book
