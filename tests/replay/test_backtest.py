@@ -1,27 +1,35 @@
 """Backtests over the real WebSocket server in lockstep: identical fills whether the strategy
 answers in 0 ms or 50 ms, identical report bytes for the same files and seed, the lockstep
-protocol methods, and the `replay` / `backtest` commands."""
+protocol methods, and the `replay` / `backtest` commands. Every message a client of these
+tests sends or receives (the strategies' and the session's own clients included) is checked
+against docs/asyncapi.yaml."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+import clients.client
+import replay.strategy
 from clients.client import ApiError, Client
 from exchange.protocol import METHODS
-from exchange.testing import running_stack
+from exchange.testing import Schemas, running_stack
 from replay.backtest import SessionOptions, parse_duration, parse_time, run_session
 from replay.cli_commands import backtest_command, replay_command
 from replay.lockstep import Lockstep, attach, protocol_methods
+from replay.player import market_info
 from replay.population import PopulationSpec
 from replay.strategy import Step, Strategy
 from replay.testdata import ohlcv_bars, write_tardis_session, write_text
 
+S = Schemas()
 SYM = "BTCUSDT"
 REPORT_FILES = (
     "fills.csv",
@@ -34,6 +42,38 @@ REPORT_FILES = (
     "summary.json",
     "report.html",
 )
+
+
+def traced(c: Client) -> Client:
+    """`c`, checking every message it sends and receives against the schemas. A failure is
+    recorded in `S.failures` (checked after each test) and, for a request, also raised."""
+    check = S.tracer()
+
+    def trace(direction: str, msg: dict[str, Any]) -> None:
+        try:
+            check(direction, msg)
+        except AssertionError as e:
+            S.failures.append(str(e))
+            raise
+
+    c.trace = trace
+    return c
+
+
+class TracedClient(Client):
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        traced(self)
+
+
+@pytest.fixture(autouse=True)
+def _schema_checked_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # the clients `run_session` makes (its admin client, the strategy's) are traced too
+    monkeypatch.setattr(clients.client, "Client", TracedClient)
+    monkeypatch.setattr(replay.strategy, "Client", TracedClient)
+    S.failures.clear()
+    yield
+    assert not S.failures, S.failures[:3]
 
 
 class Flipper(Strategy):
@@ -140,9 +180,11 @@ async def test_lockstep_protocol_methods_over_the_websocket() -> None:
         async with running_stack(clock="stepped") as stack:
             lock = Lockstep(timeout=5)
             attach(stack.runtime, lock)
-            async with Client(stack.url, admin_token=stack.admin_token) as admin:
+            async with traced(Client(stack.url, admin_token=stack.admin_token)) as admin:
                 acct = await admin.create_account(deposit="1000")
-            async with Client(stack.url, api_key=acct["apiKey"], secret=acct["secret"]) as c:
+            async with traced(
+                Client(stack.url, api_key=acct["apiKey"], secret=acct["secret"])
+            ) as c:
                 st = await c.request("replay.status")
                 assert st["lockstep"] is True and st["step"] == 0
                 first = await c.request("replay.register")
@@ -150,19 +192,35 @@ async def test_lockstep_protocol_methods_over_the_websocket() -> None:
                 waiting = asyncio.ensure_future(c.request("replay.ready", {"step": 0}))
                 await asyncio.sleep(0.05)
                 assert not waiting.done()  # nothing published yet
-                barrier = asyncio.ensure_future(lock.barrier(1, 123, {"markets": {}}))
+                info = market_info(stack.exchange)
+                barrier = asyncio.ensure_future(lock.barrier(1, 123, info))
                 got = await waiting
                 assert got["step"] == 1 and got["ts"] == 123
+                assert got["markets"][SYM]["mark"] is None  # no price yet: null
                 await asyncio.sleep(0.05)
                 assert not barrier.done()  # waits for this strategy's ready(1)
+                st = await c.request("replay.status")
+                assert st["step"] == 1 and st["participants"] == 1 and st["timeouts"] == 0
                 nxt = asyncio.ensure_future(c.request("replay.ready", {"step": 1}))
                 await asyncio.wait_for(barrier, 2)
                 lock.finish({})
                 assert (await nxt)["done"] is True
             attach(stack.runtime, None)
-            async with Client(stack.url, api_key=acct["apiKey"], secret=acct["secret"]) as c:
-                with pytest.raises(ApiError):
+            async with traced(
+                Client(stack.url, api_key=acct["apiKey"], secret=acct["secret"])
+            ) as c:
+                assert await c.request("replay.status") == {"lockstep": False}
+                with pytest.raises(ApiError) as err:
                     await c.request("replay.register")
+                assert err.value.code == -1130
+                with pytest.raises(ApiError) as err:
+                    await c.request("replay.ready", {"step": 0})
+                assert err.value.code == -1130
+            async with traced(Client(stack.url)) as anon:  # not logged on
+                assert (await anon.request("replay.status"))["lockstep"] is False
+                with pytest.raises(ApiError) as err:
+                    await anon.request("replay.register")
+                assert err.value.code == -2015
     assert "replay.ready" not in METHODS  # removed again: the protocol's own tests see it clean
 
 
