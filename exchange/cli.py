@@ -1,4 +1,5 @@
-"""The `margincall` command: `serve`, `demo`, `bots` (and the store's `export`, `verify`)."""
+"""The `margincall` command: `serve`, `demo`, `bots` (and the store's `export`, `verify`; replay's
+`replay`, `backtest`, `record`)."""
 
 from __future__ import annotations
 
@@ -665,10 +666,11 @@ _register_store_commands()
 
 
 def _register_replay_commands() -> None:
-    from replay.cli_commands import backtest_command, replay_command
+    from replay.cli_commands import backtest_command, record_command, replay_command
 
     app.command("replay")(replay_command)
     app.command("backtest")(backtest_command)
+    app.command("record")(record_command)
 
 
 _register_replay_commands()

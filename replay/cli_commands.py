@@ -1,16 +1,19 @@
-"""`margincall replay` and `margincall backtest`: typer command functions.
+"""`margincall replay`, `margincall backtest` and `margincall record`: typer command functions.
 
 Registered in `exchange/cli.py` with::
 
-    from replay.cli_commands import backtest_command, replay_command
+    from replay.cli_commands import backtest_command, record_command, replay_command
     app.command("replay")(replay_command)
     app.command("backtest")(backtest_command)
+    app.command("record")(record_command)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -23,7 +26,7 @@ from replay.errors import ReplayFormatError
 from replay.player import SyntheticBook
 from replay.population import PopulationSpec
 
-__all__ = ["backtest_command", "replay_command"]
+__all__ = ["backtest_command", "record_command", "replay_command"]
 
 DataFiles = Annotated[list[Path], typer.Argument(help="Data files (any format replay reads).")]
 Symbol = Annotated[
@@ -327,3 +330,66 @@ def backtest_command(
     if res.lockstep and res.lockstep["timeouts"]:
         typer.echo(f"warning: {res.lockstep['timeouts']} steps timed out waiting", err=True)
     typer.echo(f"report: {out / 'report.html'}", err=True)
+
+
+def record_command(
+    symbol: Annotated[
+        list[str], typer.Option("--symbol", help="Symbol to record (repeat for several).")
+    ],
+    out: Annotated[Path, typer.Option(help="Event log to write (gzip when it ends in .gz).")],
+    url: Annotated[str, typer.Option(help="Server URL.")] = "ws://127.0.0.1:8765",
+    duration: Annotated[
+        float, typer.Option(help="Seconds to record (0: until Ctrl-C or the server closes).")
+    ] = 0.0,
+    book: Annotated[bool, typer.Option(help="Record the order book (snapshot, deltas).")] = True,
+) -> None:
+    """Record a running server's trades, marks, book and liquidations into an event log."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from replay.record import Recorder, RecordError
+
+    if duration < 0:
+        raise typer.BadParameter("must be 0 or positive", param_hint="--duration")
+    symbols = [s for item in symbol for s in item.split(",") if s]
+    if not symbols:
+        raise typer.BadParameter("at least one symbol", param_hint="--symbol")
+    logging.basicConfig(level=logging.WARNING)
+    console = Console(stderr=True, soft_wrap=True)
+
+    async def main() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        rec = Recorder(url, symbols, out, book=book)
+        task = asyncio.create_task(rec.run(duration or None, stop))
+        ready = asyncio.create_task(rec.ready.wait())
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            until = f" for {duration:g} s" if duration else " until Ctrl-C"
+            console.print(f"recording {', '.join(symbols)} from {url} into {out}{until}")
+        ready.cancel()
+        return await task
+
+    try:
+        stats = asyncio.run(main())
+    except RecordError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:  # only before the handlers are installed
+        raise typer.Exit(130) from None
+    table = Table(title=f"{out}: {stats.events} events in {stats.seconds:.1f} s ({stats.reason})")
+    table.add_column("event")
+    table.add_column("written", justify="right")
+    for name in ("ticker", "trade", "book", "liquidation"):
+        table.add_row(name, str(stats.counts.get(name, 0)))
+    console.print(table)
+    if book:
+        console.print(
+            f"book: {stats.snapshots} snapshot{'' if stats.snapshots == 1 else 's'} "
+            f"({stats.resyncs} after a bookSeq gap)"
+        )
+    if stats.bad:
+        console.print(f"[yellow]{stats.bad} messages could not be converted (skipped)[/yellow]")
