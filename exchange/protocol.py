@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from pydantic_core import to_json as _to_json
+
 from exchange import units
 from exchange.auth import AdminAuth, AuthError, KeyStore
 from exchange.config import InstrumentFileError, instrument_from_dict
@@ -94,6 +96,36 @@ def loads(text: str) -> Any:
 
 def dumps(obj: Any) -> str:
     return _encode(obj)
+
+
+def _encode_plain(obj: Any) -> str:
+    """`_encode` for data built only from str, int (and bool, IntEnum), None, lists and
+    str-keyed dicts — the formatters' output: same text, ~5× faster (pydantic-core's
+    serializer). Never use it for floats (their text differs) or anything else; on any
+    error (e.g. a lone surrogate) it falls back to `_encode`, which then behaves as before.
+    """
+    try:
+        return _to_json(obj).decode()
+    except Exception:
+        return _encode(obj)
+
+
+def _id_text(req_id: Any) -> str:
+    """The JSON text of a request id (None, int or str), exactly as `_encode` writes it."""
+    if req_id is None:
+        return "null"
+    if type(req_id) is int:
+        return int.__repr__(req_id)
+    return _encode(req_id)
+
+
+def _ok_text(req_id: Any, result_text: str) -> str:
+    return '{"id":' + _id_text(req_id) + ',"status":200,"result":' + result_text + "}"
+
+
+def _stream_text(stream: str, data: dict[str, Any]) -> str:
+    """`_encode({"stream": stream, "data": data})` for formatter data (see `_encode_plain`)."""
+    return '{"stream":' + _encode(stream) + ',"data":' + _encode_plain(data) + "}"
 
 
 def error_text(req_id: Any, code: int, msg: str, status: int = 400) -> str:
@@ -175,9 +207,34 @@ class Method:
     access: str  # public | user | admin
     required: Mapping[str, Validator]
     optional: Mapping[str, Validator] = field(default_factory=dict)
+    # derived once (validate_params runs on every request)
+    names: frozenset[str] = field(init=False, repr=False, compare=False)
+    required_items: tuple[tuple[str, Validator], ...] = field(init=False, repr=False, compare=False)
+    optional_items: tuple[tuple[str, Validator], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "names", frozenset(self.required) | frozenset(self.optional))
+        set_(self, "required_items", tuple(self.required.items()))
+        set_(self, "optional_items", tuple(self.optional.items()))
 
 
 METHODS: dict[str, Method] = {}
+
+# Methods whose results are built only by the formatters below from str, int, bool, None
+# and lists/dicts of those (never floats): their answers are encoded by `_encode_plain`.
+# (Their handlers, set at the end of the module, so a replaced method is not included.)
+PLAIN_RESULTS = (
+    "order.place",
+    "order.cancel",
+    "order.modify",
+    "order.status",
+    "order.cancelAll",
+    "openOrders.status",
+    "account.status",
+    "depth",
+)
+_PLAIN_HANDLERS: frozenset[Any] = frozenset()
 
 
 def method(
@@ -194,19 +251,30 @@ def method(
 
 
 def validate_params(m: Method, params: dict[str, Any]) -> dict[str, Any]:
+    """Unknown names first (in the request's order), then the required parameters, then
+    the optional ones (each in declaration order); the first failure is the answer."""
+    if not m.names.issuperset(params):
+        for k in params:
+            if k not in m.names:
+                raise ProtocolError(Code.UNKNOWN_PARAM, f"Unknown parameter '{k[:64]}'.")
     out: dict[str, Any] = {}
-    for k in params:
-        if k not in m.required and k not in m.optional:
-            raise ProtocolError(Code.UNKNOWN_PARAM, f"Unknown parameter '{k[:64]}'.")
-    for k, check in m.required.items():
-        if k not in params or params[k] is None or params[k] == "":
+    get = params.get
+    for k, check in m.required_items:
+        v = get(k)
+        if v is None or v == "":
             raise ProtocolError(
                 Code.MANDATORY_PARAM_MISSING, f"Mandatory parameter '{k}' was not sent."
             )
-        out[k] = check(params[k], k)
-    for k, check in m.optional.items():
-        if k in params and params[k] is not None:
-            out[k] = check(params[k], k)
+        out[k] = check(v, k)
+    left = len(params) - len(out)  # optional names sent (None values included)
+    if left:
+        for k, check in m.optional_items:
+            v = get(k)
+            if v is not None:
+                out[k] = check(v, k)
+                left -= 1
+                if not left:
+                    break
     return out
 
 
@@ -899,7 +967,7 @@ class Router:
                 if stream is not None and stream in topics:
                     pub = fmt.public(ev)
                     if pub is not None:
-                        text = _encode({"stream": stream, "data": pub[1]})
+                        text = _stream_text(stream, pub[1])
                         seq = ev.book_seq if type(ev) is E.BookUpdated else 0
                         for s in list(topics.get(stream, ())):
                             s.deliver(stream, text, seq)
@@ -908,7 +976,7 @@ class Router:
                 for acct, data in fmt.private(ev):
                     targets = accounts.get(acct)
                     if targets:
-                        text = _encode({"stream": "account", "data": data})
+                        text = _stream_text("account", data)
                         for s in list(targets):
                             s.deliver("account", text, 0)
                             self.messages += 1
@@ -934,7 +1002,7 @@ class Router:
             self._called.add(key)
             self.margin_calls += 1
             data = self.formatter.margin_call(pos, ts, seq)
-            text = _encode({"stream": "account", "data": data})
+            text = _stream_text("account", data)
             for s in list(self.accounts.get(acct, ())):
                 s.deliver("account", text, 0)
                 self.messages += 1
@@ -1025,6 +1093,8 @@ class Session:
                 raise ProtocolError(Code.INVALID_KEY_OR_PERMISSION)
             p = validate_params(m, params)
             result = await m.handler(self, p)
+            if m.handler in _PLAIN_HANDLERS:
+                return _ok_text(req_id, _encode_plain(result))
             return _encode({"id": req_id, "status": 200, "result": result})
         except ProtocolError as e:
             api.errors += 1
@@ -1045,7 +1115,7 @@ class Session:
             return error_text(req_id, int(Code.UNKNOWN), MESSAGES[Code.UNKNOWN], 500)
 
     async def submit(self, cmd: C.Command) -> list[E.Event]:
-        events = await self.api.runtime.submit(cmd, owned=True)
+        events = await self.api.runtime.submit_future(cmd, owned=True)
         for ev in events:
             t = type(ev)
             if t is E.OrderRejected or t is E.CommandRejected:
@@ -1626,3 +1696,6 @@ async def _admin_stats(s: Session, p: dict[str, Any]) -> Any:
 @method("admin.account", "admin", required={"account": v_int(0, 2**31)})
 async def _admin_account(s: Session, p: dict[str, Any]) -> Any:
     return account_json(s.api, p["account"])
+
+
+_PLAIN_HANDLERS = frozenset(METHODS[n].handler for n in PLAIN_RESULTS)

@@ -53,6 +53,29 @@ def split_decimal(value: Any, name: str) -> tuple[int, int]:
 
     Accepts str, int (not bool) and `JsonNumber`; see the module docstring for codes.
     """
+    if type(value) is str or type(value) is JsonNumber:
+        hit = _SPLIT_CACHE.get(value)
+        if hit is not None:
+            return hit
+        hit = _split(value, name)
+        if len(_SPLIT_CACHE) >= _CACHE_MAX:
+            _SPLIT_CACHE.clear()
+        _SPLIT_CACHE[value] = hit
+        return hit
+    return _split(value, name)
+
+
+# Successful conversions of decimal *text* (str or JsonNumber, never int/bool) are pure
+# functions of the text (and the unit): they are memoized so a price or quantity seen
+# before costs one dict lookup. Failures are never cached (their message names the
+# parameter), so every error is raised by the same code path as before. Bounded: a full
+# cache is simply cleared.
+_CACHE_MAX = 8192
+_SPLIT_CACHE: dict[str, tuple[int, int]] = {}
+_UNITS_CACHE: dict[str, dict[str, int]] = {}
+
+
+def _split(value: Any, name: str) -> tuple[int, int]:
     if isinstance(value, bool) or value is None:
         raise UnitError(Code.INVALID_PARAMETER, f"Parameter '{name}' must be a decimal string.")
     if isinstance(value, int):
@@ -84,6 +107,24 @@ def _written(unit: str) -> int:
 
 
 def _to_units(value: Any, name: str, unit: str, not_multiple: Code, nonpositive: Code) -> int:
+    if type(value) is str or type(value) is JsonNumber:
+        cache = _UNITS_CACHE.get(unit)
+        if cache is None:
+            cache = _UNITS_CACHE[unit] = {}
+        hit = cache.get(value)
+        if hit is not None:
+            return hit
+        n = _to_units_uncached(value, name, unit, not_multiple, nonpositive)
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[value] = n
+        return n
+    return _to_units_uncached(value, name, unit, not_multiple, nonpositive)
+
+
+def _to_units_uncached(
+    value: Any, name: str, unit: str, not_multiple: Code, nonpositive: Code
+) -> int:
     mantissa, scale = split_decimal(value, name)
     if mantissa <= 0:
         raise UnitError(nonpositive, f"Parameter '{name}' must be greater than zero.")
@@ -165,17 +206,39 @@ def _unit_parts(unit: str) -> tuple[int, int]:
     return int(whole + frac), written
 
 
+# Formatted prices and quantities per unit (memoized like the conversions above: the
+# same few levels and sizes are printed over and over).
+_TEXT_CACHE: dict[str, dict[int, str]] = {}
+
+
+def _unit_text(unit: str, n: int) -> str:
+    cache = _TEXT_CACHE.get(unit)
+    if cache is None:
+        cache = _TEXT_CACHE[unit] = {}
+    text = cache.get(n)
+    if text is None:
+        m, s = _unit_parts(unit)
+        text = _fixed(n * m, s)
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[n] = text
+    return text
+
+
 def ticks_to_str(inst: Instrument, ticks: int) -> str:
-    m, s = _unit_parts(inst.tick_size)
-    return _fixed(ticks * m, s)
+    return _unit_text(inst.tick_size, ticks)
 
 
 def lots_to_str(inst: Instrument, lots: int) -> str:
-    m, s = _unit_parts(inst.step_size)
-    return _fixed(lots * m, s)
+    return _unit_text(inst.step_size, lots)
+
+
+_ZERO_QUANTA = "0." + "0" * MONEY_DECIMALS
 
 
 def quanta_to_str(quanta: int) -> str:
+    if not quanta:
+        return _ZERO_QUANTA
     return _fixed(quanta, MONEY_DECIMALS)
 
 
