@@ -176,17 +176,28 @@ class Book:
 
     def flush(self) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]] | None:
         """The changed levels with their new totals since the last flush, or None."""
-        if not self.dirty:
+        dirty = self.dirty
+        if not dirty:
             return None
+        self.seq += 1
+        if len(dirty) == 1:  # the common case: one level
+            ((side, price),) = dirty
+            dirty.clear()
+            lvl = (self.bids if side == BUY else self.asks).get(price)
+            level = ((price, lvl.qty if lvl is not None else 0),)
+            return (level, ()) if side == BUY else ((), level)
         bids: list[tuple[int, int]] = []
         asks: list[tuple[int, int]] = []
-        for side, price in sorted(self.dirty):
+        bid_levels = self.bids
+        ask_levels = self.asks
+        for side, price in sorted(dirty):
             if side == BUY:
-                bids.append((price, self.level_qty(BUY, price)))
+                lvl = bid_levels.get(price)
+                bids.append((price, lvl.qty if lvl is not None else 0))
             else:
-                asks.append((price, self.level_qty(SELL, price)))
-        self.dirty.clear()
-        self.seq += 1
+                lvl = ask_levels.get(price)
+                asks.append((price, lvl.qty if lvl is not None else 0))
+        dirty.clear()
         bids.reverse()
         return tuple(bids), tuple(asks)
 

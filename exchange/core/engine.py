@@ -19,10 +19,12 @@ zero lots, so the price terms cancel). `_check()` asserts it.
 
 from __future__ import annotations
 
+import gc
 import hashlib
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable
-from fractions import Fraction
+from functools import cmp_to_key
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -47,7 +49,7 @@ from .book import (
 )
 from .errors import MESSAGES, Code
 from .instruments import Instrument
-from .margin import bankruptcy_tick, is_liquidatable, liquidation_tick
+from .margin import is_liquidatable, liquidation_tick
 from .monitor import MarginMonitor
 from .numbers import RATE_ONE, ceil_div
 from .views import AccountView, BalanceView, MarketView, OrderView, PositionView
@@ -151,6 +153,11 @@ class Market:
         "mark_key",
         "sides",
         "funding_override",
+        "band_ref",
+        "band_lo",
+        "band_hi",
+        "fee_rate",
+        "quiet",
     )
 
     def __init__(self, inst: Instrument, now: int) -> None:
@@ -182,6 +189,16 @@ class Market:
         # open positions by side (0 long, 1 short): account -> seat, for ADL ranking
         self.sides: tuple[dict[int, Seat], dict[int, Seat]] = ({}, {})
         self.funding_override: int | None = None  # a rate imposed for the next funding time
+        # caches, derived from the state above (never part of it):
+        # the price band around the mark `band_ref` (see `Exchange._band`)
+        self.band_ref = 0
+        self.band_lo = 0
+        self.band_hi = 1 << 62
+        # the fee rate a reservation charges: the larger of taker and maker, at least 0
+        self.fee_rate = max(inst.taker_fee, inst.maker_fee, 0)
+        # (monitor version, mark) at which no position was found due: while both are
+        # unchanged `_react` need not look at the monitor again
+        self.quiet: tuple[int, int] = (-1, 0)
 
 
 class Cascade:
@@ -213,6 +230,16 @@ def band_edge(inst: Instrument, side: int, ref: int) -> int:
     if side == BUY:
         return ref * (RATE_ONE + inst.band_up) // RATE_ONE
     return ceil_div(ref * (RATE_ONE - inst.band_down), RATE_ONE)
+
+
+def _adl_compare(a: tuple[int, int, Seat], b: tuple[int, int, Seat]) -> int:
+    """Order two ADL scores num/den (den > 0), higher first."""
+    x = a[0] * b[1]
+    y = b[0] * a[1]
+    return -1 if x > y else 1 if x < y else 0
+
+
+_ADL_ORDER = cmp_to_key(_adl_compare)
 
 
 class Exchange:
@@ -301,7 +328,12 @@ class Exchange:
         schedule: list[tuple[Market, int, int, int, int | None, int]] = []
         settled = False
         self._reacted.clear()
-        carry = [m for m in self.markets.values() if m.queued]
+        carry: list[Market] | None = None
+        for m in self.markets.values():
+            if m.queued:
+                if carry is None:
+                    carry = []
+                carry.append(m)
         if ts > before:
             # only the clock moving touches the funding schedule: keep it to restore it
             schedule = [
@@ -327,16 +359,17 @@ class Exchange:
                     m.funding_override, m.funding_rate = override, rate
             self._reject(cmd, r)
             return out
-        for m in carry:
-            if m.queued and m.inst.symbol not in self._reacted:
-                self._react(m)  # positions left due by an earlier truncated cascade
+        if carry is not None:
+            for m in carry:
+                if m.queued and m.inst.symbol not in self._reacted:
+                    self._react(m)  # positions left due by an earlier truncated cascade
         return out
 
     # ------------------------------------------------------------------ helpers
 
     def _emit(self, cls: Any, *args: Any) -> None:
-        self.seq += 1
-        self._out.append(cls(self.seq, self.now, *args))
+        self.seq = seq = self.seq + 1
+        self._out.append(cls(seq, self.now, *args))
 
     def _reject(self, cmd: C.Command, r: Rejected) -> None:
         name = type(cmd).__name__
@@ -400,30 +433,47 @@ class Exchange:
         ref = m.mark
         if ref <= 0:
             return 0, 1 << 62
-        return band_edge(m.inst, SELL, ref), band_edge(m.inst, BUY, ref)
+        if ref != m.band_ref:
+            m.band_lo = band_edge(m.inst, SELL, ref)
+            m.band_hi = band_edge(m.inst, BUY, ref)
+            m.band_ref = ref
+        return m.band_lo, m.band_hi
 
     # ------------------------------------------------------------------ orders
 
     def _place(self, cmd: C.PlaceOrder) -> None:
-        m = self._market(cmd.symbol)
-        acct = self._account(cmd.account)
+        # the checks below are in the order that decides which rejection wins
+        symbol = cmd.symbol
+        m = self.markets.get(symbol) if type(symbol) is str else None  # self._market
+        if m is None:
+            raise Rejected(Code.BAD_SYMBOL)
+        account_id = cmd.account
+        acct = self.accounts.get(account_id) if type(account_id) is int else None
+        if acct is None or account_id == FUND:  # self._account
+            raise Rejected(Code.UNKNOWN_ACCOUNT)
         inst = m.inst
-        if cmd.side not in SIDES:
+        side_name = cmd.side
+        if side_name not in SIDES:
             raise Rejected(Code.INVALID_SIDE)
-        if cmd.type not in ORDER_TYPES:
+        kind = cmd.type
+        if kind not in ORDER_TYPES:
             raise Rejected(Code.INVALID_ORDER_TYPE)
-        if cmd.time_in_force not in TIFS:
+        tif = cmd.time_in_force
+        if tif not in TIFS:
             raise Rejected(Code.INVALID_TIME_IN_FORCE)
-        if cmd.stp not in STP_MODES:
+        stp = cmd.stp
+        if stp not in STP_MODES:
             raise Rejected(
                 Code.INVALID_PARAMETER,
                 "stp must be one of NONE, EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH.",
             )
-        if cmd.working_type not in WORKING_TYPES:
+        working_type = cmd.working_type
+        if working_type not in WORKING_TYPES:
             raise Rejected(
                 Code.INVALID_PARAMETER, "workingType must be MARK_PRICE or CONTRACT_PRICE."
             )
-        if type(cmd.reduce_only) is not bool:
+        reduce_only = cmd.reduce_only
+        if type(reduce_only) is not bool:
             raise Rejected(Code.INVALID_PARAMETER, "reduceOnly must be a boolean.")
         cid = cmd.client_id
         if cid is not None:
@@ -435,19 +485,17 @@ class Exchange:
                 raise Rejected(Code.CLIENT_ID_INVALID)
             original = acct.client_ids.get(cid)
             if original is not None:
-                self._emit(E.OrderResubmissionIgnored, acct.id, cmd.symbol, cid, original)
+                self._emit(E.OrderResubmissionIgnored, acct.id, symbol, cid, original)
                 return
         if m.halted:
             raise Rejected(Code.MARKET_HALTED)
-        kind = cmd.type
         is_limit = kind in LIMIT_KINDS
-        is_market = not is_limit
         qty = cmd.qty
         if type(qty) is not int or qty <= 0:
             raise Rejected(Code.QTY_LESS_THAN_ZERO)
         if qty < inst.min_qty:
             raise Rejected(Code.QTY_LESS_THAN_MIN)
-        if qty > (inst.market_max_qty if is_market else inst.max_qty):
+        if qty > (inst.max_qty if is_limit else inst.market_max_qty):
             raise Rejected(Code.QTY_GREATER_THAN_MAX)
         price = cmd.price
         if is_limit:
@@ -459,14 +507,15 @@ class Exchange:
                 raise Rejected(Code.PRICE_GREATER_THAN_MAX)
         elif type(price) is not int or price != 0:
             raise Rejected(Code.INVALID_PARAMETER, "price must not be sent with a market order.")
-        side = BUY if cmd.side == "BUY" else SELL
+        side = BUY if side_name == "BUY" else SELL
         stop = cmd.stop_price
-        if kind in CONDITIONAL:
+        conditional = kind in CONDITIONAL
+        if conditional:
             if type(stop) is not int or stop <= 0:
                 raise Rejected(Code.STOP_PRICE_LESS_THAN_ZERO)
             if stop > inst.max_price:
                 raise Rejected(Code.PRICE_GREATER_THAN_MAX, "(stopPrice)")
-            ref = m.mark if cmd.working_type == "MARK_PRICE" else m.last
+            ref = m.mark if working_type == "MARK_PRICE" else m.last
             if ref <= 0:
                 raise Rejected(Code.NO_REFERENCE_PRICE)
             direction = self._stop_direction(kind, side)
@@ -474,22 +523,30 @@ class Exchange:
                 raise Rejected(Code.ORDER_WOULD_IMMEDIATELY_TRIGGER)
         elif type(stop) is not int or stop != 0:
             raise Rejected(Code.INVALID_PARAMETER, "stopPrice is only for conditional orders.")
-        lo, hi = self._band(m)
-        if is_limit and m.mark > 0:
-            if price > hi:
-                raise Rejected(Code.PRICE_ABOVE_BAND)
-            if price < lo:
-                raise Rejected(Code.PRICE_BELOW_BAND)
-        if is_market:
-            if kind == "MARKET" and m.mark <= 0:
-                raise Rejected(Code.NO_REFERENCE_PRICE)
-            # the worst price a market order can reach: the band edge (of the stop for
-            # conditional ones, the mark being unknown until they trigger)
-            worst = band_edge(inst, side, stop if kind != "MARKET" else m.mark)
-        else:
+        mark = m.mark
+        if mark > 0 and mark != m.band_ref:
+            self._band(m)  # refresh the cached band around the mark
+        if is_limit:
+            if mark > 0:
+                if price > m.band_hi:
+                    raise Rejected(Code.PRICE_ABOVE_BAND)
+                if price < m.band_lo:
+                    raise Rejected(Code.PRICE_BELOW_BAND)
             worst = price
-        notional_price = price if is_limit else (stop if kind != "MARKET" else m.mark)
-        if not cmd.reduce_only and notional_price * qty * inst.lot_value < inst.min_notional:
+            notional_price = price
+        elif kind == "MARKET":
+            if mark <= 0:
+                raise Rejected(Code.NO_REFERENCE_PRICE)
+            # the worst price a market order can reach: the band edge
+            worst = m.band_hi if side == BUY else m.band_lo
+            notional_price = mark
+        else:
+            # a conditional market order: the band edge around its stop (the mark being
+            # unknown until it triggers)
+            worst = band_edge(inst, side, stop)
+            notional_price = stop
+        lv = inst.lot_value
+        if not reduce_only and notional_price * qty * lv < inst.min_notional:
             raise Rejected(Code.NOTIONAL_TOO_SMALL)
         seat = acct.seats.get(inst.symbol)
         if seat is not None and seat.liquidating:
@@ -498,35 +555,58 @@ class Exchange:
         if open_orders >= inst.max_open_orders:
             raise Rejected(Code.MAX_OPEN_ORDERS)
         pos = seat.qty if seat is not None else 0
-        if cmd.reduce_only:
+        if reduce_only:
             if pos == 0 or (pos > 0) == (side == BUY):
                 raise Rejected(Code.REDUCE_ONLY_REJECTED)
-            if kind not in CONDITIONAL:
+            if not conditional:
                 qty = min(qty, abs(pos))  # a reduce-only order is never bigger than the position
-        tif = cmd.time_in_force
-        if is_limit and kind == "LIMIT":
+        if kind == "LIMIT":
             if tif == "GTX" and self._would_take(m, side, price):
                 raise Rejected(Code.POST_ONLY_WOULD_TAKE)
-            if tif == "FOK" and self._fillable(m, side, price, qty, acct.id, cmd.stp) < qty:
+            if tif == "FOK" and self._fillable(m, side, price, qty, acct.id, stp) < qty:
                 raise Rejected(Code.FOK_WOULD_NOT_FILL)
-        leverage = seat.leverage if seat is not None else inst.default_leverage
+        quote = inst.quote_asset
         reserve = 0
-        if not cmd.reduce_only:
-            pending = seat.pending[side] if seat is not None else 0
-            opposite = (pos < 0) if side == BUY else (pos > 0)
-            closable = max(0, abs(pos) - pending) if opposite else 0
-            increase = max(0, qty - closable)
+        if not reduce_only:
+            if seat is not None:
+                leverage = seat.leverage
+                pending = seat.pending[side]
+            else:
+                leverage = inst.default_leverage
+                pending = 0
+            apos = pos if pos >= 0 else -pos
+            if (pos < 0) if side == BUY else (pos > 0):  # the order can close the position
+                closable = apos - pending if apos > pending else 0
+                grow = pending - apos if pending > apos else 0
+            else:
+                closable = 0
+                grow = apos + pending
+            increase = qty - closable if qty > closable else 0
+            # the reservation (see `_reservation`): initial margin on the increasing
+            # part + fee on all + the open loss of a price worse than the mark
+            reserve = -((-qty * worst * lv * m.fee_rate) // RATE_ONE)
             if increase:
-                grow = increase + (max(0, pending - abs(pos)) if opposite else abs(pos) + pending)
-                if inst.bracket_for(grow * worst * inst.lot_value).max_leverage < leverage:
+                value = increase * worst * lv
+                caps = inst._caps  # inst.bracket_for(notional), inlined
+                i = bisect_left(caps, grow * worst * lv + value)
+                if i >= len(caps):
+                    i = len(caps) - 1
+                if inst.brackets[i].max_leverage < leverage:
                     raise Rejected(Code.LEVERAGE_EXCEEDS_BRACKET)
-            reserve = self._reservation(m, side, worst, qty, increase, leverage)
-            if reserve > acct.available.get(inst.quote_asset, 0):
+                reserve += -((-value) // leverage)
+                if mark > 0:
+                    gap = worst - mark if side == BUY else mark - worst
+                    if gap > 0:
+                        reserve += gap * increase * lv
+            if reserve > acct.available.get(quote, 0):
                 raise Rejected(Code.MARGIN_INSUFFICIENT)
         # ---- accepted: mutate from here on
+        oid = self.next_order_id
+        self.next_order_id = oid + 1
+        now = self.now
         o = Order(
-            self.next_order_id,
-            acct.id,
+            oid,
+            account_id,
             inst.symbol,
             side,
             kind,
@@ -534,51 +614,64 @@ class Exchange:
             price,
             qty,
             stop,
-            cmd.working_type,
-            cmd.reduce_only,
+            working_type,
+            reduce_only,
             cid,
-            cmd.stp,
-            self.now,
+            stp,
+            now,
         )
-        self.next_order_id += 1
-        self.orders[o.oid] = o
+        self.orders[oid] = o
         if cid is not None:
-            acct.client_ids[cid] = o.oid
+            acct.client_ids[cid] = oid
         if seat is None:
             seat = self._seat(acct, m)
-        m.seats[acct.id] = seat
-        seat.orders[o.oid] = o
+        m.seats[account_id] = seat
+        seat.orders[oid] = o
         seat.pending[side] += qty
         if reserve:
             o.reserved = reserve
-            quote = inst.quote_asset
             acct.available[quote] -= reserve
-            acct.reserved[quote] = acct.reserved.get(quote, 0) + reserve
-            self._touch_balance(acct.id, quote)
-        conditional = kind in CONDITIONAL
+            reserved = acct.reserved
+            reserved[quote] = reserved.get(quote, 0) + reserve
+            self._balances_touched[(account_id, quote)] = None
         if conditional:
             o.status = UNTRIGGERED
-            m.stops[(o.trigger, self._stop_direction(kind, side))].add((stop, o.oid))
+            m.stops[(working_type, self._stop_direction(kind, side))].add((stop, oid))
             m.stop_count += 1
-        self._emit(
-            E.OrderAccepted,
-            o.oid,
-            cid,
-            acct.id,
-            inst.symbol,
-            cmd.side,
-            kind,
-            tif,
-            price,
-            qty,
-            stop,
-            o.reduce_only,
-            "UNTRIGGERED" if conditional else "NEW",
+        self.seq = seq = self.seq + 1
+        self._out.append(
+            E.OrderAccepted(
+                seq,
+                now,
+                oid,
+                cid,
+                account_id,
+                inst.symbol,
+                side_name,
+                kind,
+                tif,
+                price,
+                qty,
+                stop,
+                reduce_only,
+                "UNTRIGGERED" if conditional else "NEW",
+            )
         )
         if conditional:
             self._flush(m)
             return
-        self._execute(m, o, worst if is_market else price)
+        if kind == "LIMIT" and not reduce_only and (tif == "GTC" or tif == "GTX"):
+            # a limit order that does not cross rests at once (what `_execute` would do)
+            book = m.book
+            if side == BUY:
+                crosses = bool(book.asks) and book.asks.peekitem(0)[0] <= price
+            else:
+                crosses = bool(book.bids) and book.bids.peekitem(-1)[0] >= price
+            if not crosses:
+                book.rest(o)
+                self._react(m)
+                return
+        self._execute(m, o, worst)
         self._react(m)
 
     def _order_reservation(self, m: Market, seat: Seat, o: Order, leverage: int) -> int:
@@ -701,18 +794,29 @@ class Exchange:
             o.reserved -= amount
             acct.reserved[quote] -= amount
             acct.available[quote] += amount
-            self._touch_balance(acct.id, quote)
+            self._balances_touched[(acct.id, quote)] = None
 
     def _close_order(self, m: Market, o: Order, status: int, reason: str) -> None:
         """Finish an open order that is not (or no longer) resting: release everything."""
         acct = self.accounts[o.account]
         seat = acct.seats[o.symbol]
-        del seat.orders[o.oid]
-        seat.pending[o.side] -= o.remaining
-        self._release(m, o, o.reserved)
+        oid = o.oid
+        del seat.orders[oid]
+        remaining = o.remaining
+        seat.pending[o.side] -= remaining
+        amount = o.reserved
+        if amount:  # self._release(m, o, amount)
+            quote = m.inst.quote_asset
+            o.reserved = 0
+            acct.reserved[quote] -= amount
+            acct.available[quote] += amount
+            self._balances_touched[(acct.id, quote)] = None
         o.status = status
         cls = E.OrderCanceled if status == CANCELED else E.OrderExpired
-        self._emit(cls, o.oid, o.client_id, o.account, o.symbol, o.remaining, reason)
+        self.seq = seq = self.seq + 1
+        self._out.append(
+            cls(seq, self.now, oid, o.client_id, o.account, o.symbol, remaining, reason)
+        )
 
     def _match(self, m: Market, t: Order, limit: int, liquidation: bool) -> str | None:
         """Fill taker `t` against the book in price-time order up to `limit`.
@@ -723,9 +827,16 @@ class Exchange:
         book = m.book
         buy = t.side == BUY
         levels = book.asks if buy else book.bids
+        if not levels or not t.remaining:
+            return None
         idx = 0 if buy else -1
         stp = "NONE" if liquidation else t.stp
         accounts = self.accounts
+        lv = m.inst.lot_value
+        # the taker's seat: `_beyond_bankruptcy` for the taker, inlined below
+        t_seat = accounts[t.account].seats[t.symbol]
+        t_fund = t.account == FUND
+        fill = self._fill
         while t.remaining and levels:
             price, lvl = levels.peekitem(idx)
             if (price > limit) if buy else (price < limit):
@@ -761,16 +872,34 @@ class Exchange:
                     if closable < n:
                         n = closable
                 if not liquidation:
-                    if self._beyond_bankruptcy(m, t, price):
-                        return "BANKRUPTCY"
-                    if self._beyond_bankruptcy(m, mk, price):
-                        q.popleft()
-                        book.unrest(mk)
-                        self._close_order(m, mk, EXPIRED, "BANKRUPTCY")
-                        if price not in levels:
-                            break
-                        continue
-                self._fill(m, t, mk, price, n, liquidation)
+                    # Would the fill close part of the taker's or the maker's position
+                    # beyond its bankruptcy price (`margin.bankruptcy_tick`, inlined)?
+                    # Isolated margin bounds a position's loss: such fills never happen
+                    # (the order expires instead; a liquidation deals with the position).
+                    pq = t_seat.qty
+                    if pq and (pq > 0) != buy and not t_fund:
+                        if pq > 0:
+                            bk = -((t_seat.margin - t_seat.cost) // (pq * lv))
+                            if price < (bk if bk > 1 else 1):
+                                return "BANKRUPTCY"
+                        elif price > (t_seat.margin - t_seat.cost) // (-pq * lv):
+                            return "BANKRUPTCY"
+                    ms = accounts[mk.account].seats[mk.symbol]
+                    pq = ms.qty
+                    if pq and (pq > 0) == buy and mk.account != FUND:
+                        if pq > 0:
+                            bk = -((ms.margin - ms.cost) // (pq * lv))
+                            beyond = price < (bk if bk > 1 else 1)
+                        else:
+                            beyond = price > (ms.margin - ms.cost) // (-pq * lv)
+                        if beyond:
+                            q.popleft()
+                            book.unrest(mk)
+                            self._close_order(m, mk, EXPIRED, "BANKRUPTCY")
+                            if price not in levels:
+                                break
+                            continue
+                fill(m, lvl, t, mk, price, n, liquidation)
                 if mk.remaining == 0:
                     q.popleft()
                 elif mk.reduce_only and n < t.remaining:
@@ -782,76 +911,88 @@ class Exchange:
                 del levels[price]
         return None
 
-    def _beyond_bankruptcy(self, m: Market, o: Order, price: int) -> bool:
-        """Would a fill of `o` at `price` close part of its position beyond the position's
-        bankruptcy price? Isolated margin bounds a position's loss: such fills never happen
-        (the order expires instead; a liquidation deals with the position)."""
-        seat = self.accounts[o.account].seats[o.symbol]
-        q = seat.qty
-        if q == 0 or (q > 0) == (o.side == BUY) or o.account == FUND:
-            return False
-        bk = bankruptcy_tick(m.inst, q, seat.cost, seat.margin)
-        return price < bk if q > 0 else price > bk
-
-    def _fill(self, m: Market, t: Order, mk: Order, price: int, n: int, liquidation: bool) -> None:
+    def _fill(
+        self, m: Market, lvl: Level, t: Order, mk: Order, price: int, n: int, liquidation: bool
+    ) -> None:
+        """One match of taker `t` with maker `mk` (resting on `lvl`): n lots at `price`."""
         inst = m.inst
+        quote = inst.quote_asset
         notional = price * n * inst.lot_value
-        maker_fee = ceil_div(notional * inst.maker_fee, RATE_ONE)
-        taker_fee = 0 if liquidation else ceil_div(notional * inst.taker_fee, RATE_ONE)
+        maker_fee = -((-notional * inst.maker_fee) // RATE_ONE)
+        taker_fee = 0 if liquidation else -((-notional * inst.taker_fee) // RATE_ONE)
         t_before = t.remaining
         mk_before = mk.remaining
-        t.remaining -= n
-        mk.remaining -= n
-        m.book.shrink(mk, n)
-        self._settle(m, t, t_before, price, n, taker_fee, liquidation)
-        self._settle(m, mk, mk_before, price, n, maker_fee, False)
+        t.remaining = t_left = t_before - n
+        mk.remaining = mk_left = mk_before - n
+        lvl.qty -= n  # m.book.shrink(mk, n)
+        m.book.dirty[(mk.side, price)] = None
+        accounts = self.accounts
+        trade_into = self._trade_into
+        # settle the taker's side, then the maker's: its pending lots and its reservation's
+        # pro-rata share (all of it on the last fill) go into the trade
+        acct = accounts[t.account]
+        seat = acct.seats[t.symbol]
+        seat.pending[t.side] -= n
+        funds = 0
+        r = t.reserved
+        if r:
+            funds = r if n == t_before else r * n // t_before
+            t.reserved = r - funds
+            acct.reserved[quote] -= funds
+        trade_into(m, acct, seat, t.side, price, n, taker_fee, funds, liquidation)
+        acct = accounts[mk.account]
+        seat = acct.seats[mk.symbol]
+        seat.pending[mk.side] -= n
+        funds = 0
+        r = mk.reserved
+        if r:
+            funds = r if n == mk_before else r * n // mk_before
+            mk.reserved = r - funds
+            acct.reserved[quote] -= funds
+        trade_into(m, acct, seat, mk.side, price, n, maker_fee, funds, False)
         fees = self.fees_collected
-        fees[inst.quote_asset] = fees.get(inst.quote_asset, 0) + maker_fee + taker_fee
+        fees[quote] = fees.get(quote, 0) + maker_fee + taker_fee
+        now = self.now
         m.last = price
         m.last_qty = n
-        m.last_ts = self.now
+        m.last_ts = now
         tid = self.next_trade_id
-        self.next_trade_id += 1
-        self._emit(
-            E.OrderFilled,
-            inst.symbol,
-            tid,
-            price,
-            n,
-            SIDES[t.side],
-            t.oid,
-            mk.oid,
-            t.account,
-            mk.account,
-            taker_fee,
-            maker_fee,
-            t.remaining,
-            mk.remaining,
-            liquidation,
+        self.next_trade_id = tid + 1
+        self.seq = seq = self.seq + 1
+        self._out.append(
+            E.OrderFilled(
+                seq,
+                now,
+                inst.symbol,
+                tid,
+                price,
+                n,
+                SIDES[t.side],
+                t.oid,
+                mk.oid,
+                t.account,
+                mk.account,
+                taker_fee,
+                maker_fee,
+                t_left,
+                mk_left,
+                liquidation,
+            )
         )
-        for o in (mk, t):
-            if o.remaining == 0:
-                o.status = FILLED
-                del self.accounts[o.account].seats[o.symbol].orders[o.oid]
-                if o.reserved:
-                    self._release(m, o, o.reserved)
-            else:
-                o.status = PARTIALLY_FILLED
-
-    def _settle(
-        self, m: Market, o: Order, before: int, price: int, n: int, fee: int, liquidation: bool
-    ) -> None:
-        """Book one fill of `n` lots at `price` into the order's account and position."""
-        acct = self.accounts[o.account]
-        seat = acct.seats[o.symbol]
-        seat.pending[o.side] -= n
-        funds = 0
-        if o.reserved:
-            rel = o.reserved if n == before else o.reserved * n // before
-            o.reserved -= rel
-            acct.reserved[m.inst.quote_asset] -= rel
-            funds = rel
-        self._trade_into(m, acct, seat, o.side, price, n, fee, funds, liquidation)
+        if mk_left == 0:
+            mk.status = FILLED
+            del accounts[mk.account].seats[mk.symbol].orders[mk.oid]
+            if mk.reserved:
+                self._release(m, mk, mk.reserved)
+        else:
+            mk.status = PARTIALLY_FILLED
+        if t_left == 0:
+            t.status = FILLED
+            del accounts[t.account].seats[t.symbol].orders[t.oid]
+            if t.reserved:
+                self._release(m, t, t.reserved)
+        else:
+            t.status = PARTIALLY_FILLED
 
     def _trade_into(
         self,
@@ -878,16 +1019,23 @@ class Exchange:
         quote = inst.quote_asset
         lv = inst.lot_value
         qty = seat.qty
+        buy = side == BUY
         realized = 0
         reduce = 0
-        if qty and (qty > 0) != (side == BUY):
-            reduce = n if n < abs(qty) else abs(qty)
-            released_cost = seat.cost * reduce // abs(qty) if reduce < abs(qty) else seat.cost
-            released_margin = seat.margin * reduce // abs(qty) if reduce < abs(qty) else seat.margin
-            exit_value = price * reduce * lv * (1 if qty > 0 else -1)
-            realized = exit_value - released_cost
+        if qty and (qty > 0) != buy:
+            aq = qty if qty > 0 else -qty
+            if n < aq:
+                reduce = n
+                released_cost = seat.cost * n // aq
+                released_margin = seat.margin * n // aq
+            else:
+                reduce = aq
+                released_cost = seat.cost
+                released_margin = seat.margin
+            exit_value = price * reduce * lv
+            realized = (exit_value if qty > 0 else -exit_value) - released_cost
             seat.cost -= released_cost
-            seat.qty += reduce if side == BUY else -reduce
+            qty = seat.qty = qty + reduce if buy else qty - reduce
             seat.realized += realized
             if hold:
                 seat.margin += realized
@@ -898,21 +1046,27 @@ class Exchange:
                     self._review[(seat.account, seat.symbol, side)] = seat
         increase = n - reduce
         if increase:
-            seat.cost += price * increase * lv * (1 if side == BUY else -1)
-            seat.qty += increase if side == BUY else -increase
-            im = 0 if acct.id == FUND else ceil_div(price * increase * lv, seat.leverage)
+            value = price * increase * lv
+            if buy:
+                seat.cost += value
+                qty = seat.qty = qty + increase
+            else:
+                seat.cost -= value
+                qty = seat.qty = qty - increase
+            im = 0 if acct.id == FUND else -((-value) // seat.leverage)
             seat.margin += im
             funds -= im
         seat.fees += fee
         funds -= fee
+        available = acct.available
         if funds >= 0:
             if funds:
-                acct.available[quote] = acct.available.get(quote, 0) + funds
+                available[quote] = available.get(quote, 0) + funds
         else:
             short = -funds
-            have = acct.available.get(quote, 0)
+            have = available.get(quote, 0)
             take = have if have < short else short
-            acct.available[quote] = have - take
+            available[quote] = have - take
             short -= take
             if short and not hold:
                 take = seat.margin if seat.margin < short else short
@@ -922,12 +1076,12 @@ class Exchange:
                 # fills beyond bankruptcy never happen, so only a fee (or a reservation's
                 # rounding) can be left uncovered here: the exchange waives it
                 self.fees_collected[quote] = self.fees_collected.get(quote, 0) - short
-        if seat.qty == 0 and not hold:
+        if qty == 0 and not hold:
             if seat.margin:
-                acct.available[quote] = acct.available.get(quote, 0) + seat.margin
+                available[quote] = available.get(quote, 0) + seat.margin
                 seat.margin = 0
             seat.cost = 0
-        self._touch_balance(acct.id, quote)
+        self._balances_touched[(acct.id, quote)] = None
         self._touched[(seat.account, seat.symbol)] = seat
         return realized
 
@@ -953,12 +1107,39 @@ class Exchange:
         return o
 
     def _cancel(self, cmd: C.CancelOrder) -> None:
-        m = self._market(cmd.symbol)
-        acct = self._account(cmd.account)
-        o = self._find(acct, m, cmd.order_id, cmd.client_id)
-        if o.status not in (NEW, PARTIALLY_FILLED, UNTRIGGERED):
+        symbol = cmd.symbol
+        m = self.markets.get(symbol) if type(symbol) is str else None  # self._market
+        if m is None:
+            raise Rejected(Code.BAD_SYMBOL)
+        account_id = cmd.account
+        acct = self.accounts.get(account_id) if type(account_id) is int else None
+        if acct is None or account_id == FUND:  # self._account
+            raise Rejected(Code.UNKNOWN_ACCOUNT)
+        order_id = cmd.order_id
+        o: Order | None
+        if type(order_id) is int:  # self._find, the order id case
+            o = self.orders.get(order_id)
+            if o is None or o.account != account_id or o.symbol != m.inst.symbol:
+                raise Rejected(Code.UNKNOWN_ORDER)
+        else:
+            o = self._find(acct, m, order_id, cmd.client_id)
+        status = o.status
+        if status not in (NEW, PARTIALLY_FILLED, UNTRIGGERED):
             raise Rejected(Code.UNKNOWN_ORDER, "The order is no longer open.")
-        self._cancel_order(m, o, "USER")
+        # ---- accepted: self._cancel_order(m, o, "USER"), inlined
+        if status == UNTRIGGERED:
+            m.stops[(o.trigger, self._stop_direction(o.type, o.side))].remove((o.stop_price, o.oid))
+            m.stop_count -= 1
+        else:
+            book = m.book  # book.unrest(o)
+            levels = book.bids if o.side == BUY else book.asks
+            price = o.price
+            lvl = levels[price]
+            lvl.qty -= o.remaining
+            if lvl.qty == 0:
+                del levels[price]
+            book.dirty[(o.side, price)] = None
+        self._close_order(m, o, CANCELED, "USER")
         self._flush(m)
 
     def _cancel_order(self, m: Market, o: Order, reason: str) -> None:
@@ -1239,12 +1420,45 @@ class Exchange:
         self._review = {}
         for (_, sym, side), seat in review.items():
             m = self.markets[sym]
+            inst = m.inst
             acct = self.accounts[seat.account]
-            quote = m.inst.quote_asset
-            for o in sorted(seat.orders.values(), key=lambda o: o.oid):
+            quote = inst.quote_asset
+            lv = inst.lot_value
+            leverage = seat.leverage
+            orders = seat.orders
+            # a cancel below changes neither the position nor the mark
+            pos = seat.qty
+            closing = (pos < 0) if side == BUY else (pos > 0)
+            apos = pos if pos > 0 else -pos
+            mark = m.mark
+            fee_rate = m.fee_rate
+            buy = side == BUY
+            # oldest first (a cancel below removes only the order at hand)
+            for oid in sorted(orders):
+                o = orders[oid]
                 if o.side != side or o.reduce_only:
                     continue
-                more = self._order_reservation(m, seat, o, seat.leverage) - o.reserved
+                # what the order would reserve now: `_order_reservation`, inlined
+                if o.type in LIMIT_KINDS:
+                    worst = o.price
+                else:
+                    worst = band_edge(inst, side, o.stop_price or mark)
+                remaining = o.remaining
+                if closing:
+                    others = seat.pending[side] - remaining
+                    closable = apos - others if apos > others else 0
+                    increase = remaining - closable if remaining > closable else 0
+                else:
+                    increase = remaining
+                value = worst * lv
+                need = -((-remaining * value * fee_rate) // RATE_ONE)
+                if increase:
+                    need -= (-increase * value) // leverage
+                    if mark > 0:
+                        gap = worst - mark if buy else mark - worst
+                        if gap > 0:
+                            need += gap * increase * lv
+                more = need - o.reserved
                 if more <= 0:
                     continue
                 if more <= acct.available.get(quote, 0):
@@ -1262,60 +1476,107 @@ class Exchange:
         if self._touched:
             touched = self._touched
             self._touched = {}
+            refresh = self._refresh
             for seat in touched.values():
-                self._refresh(seat)
+                refresh(seat)
         if self._balances_touched:
             bt = self._balances_touched
             self._balances_touched = {}
+            accounts = self.accounts
+            append = self._out.append
+            now = self.now
+            seq = self.seq
+            balance_changed = E.BalanceChanged
             for account, asset in bt:
-                acct = self.accounts[account]
-                self._emit(
-                    E.BalanceChanged,
-                    account,
-                    asset,
-                    acct.available.get(asset, 0),
-                    acct.reserved.get(asset, 0),
+                acct = accounts[account]
+                seq += 1
+                append(
+                    balance_changed(
+                        seq,
+                        now,
+                        account,
+                        asset,
+                        acct.available.get(asset, 0),
+                        acct.reserved.get(asset, 0),
+                    )
                 )
-        for mk in (m,) if len(self.markets) == 1 else self.markets.values():
+            self.seq = seq
+        if len(self.markets) == 1:
+            book = m.book
+            if book.dirty:
+                changed = book.flush()
+                if changed is not None:
+                    self.seq = seq = self.seq + 1
+                    self._out.append(
+                        E.BookUpdated(
+                            seq, self.now, m.inst.symbol, book.seq, changed[0], changed[1]
+                        )
+                    )
+            return
+        for mk in self.markets.values():
             changed = mk.book.flush()
             if changed is not None:
                 self._emit(E.BookUpdated, mk.inst.symbol, mk.book.seq, changed[0], changed[1])
 
     def _refresh(self, seat: Seat) -> None:
         m = self.markets[seat.symbol]
-        inst = m.inst
-        if seat.qty:
-            seat.liq = liquidation_tick(inst, seat.qty, seat.cost, seat.margin)
-            seat.bk = bankruptcy_tick(inst, seat.qty, seat.cost, seat.margin)
+        qty = seat.qty
+        account = seat.account
+        if qty:
+            inst = m.inst
+            cost = seat.cost
+            margin = seat.margin
+            liq = seat.liq = liquidation_tick(inst, qty, cost, margin)
+            qf = (qty if qty > 0 else -qty) * inst.lot_value
+            # margin.bankruptcy_tick, inlined
+            if qty > 0:
+                bk = -((margin - cost) // qf)
+                if bk < 1:
+                    bk = 1
+            else:
+                bk = (margin - cost) // qf
+            seat.bk = bk
         else:
-            seat.liq = seat.bk = 0
-        if seat.account != FUND and not seat.liquidating:
-            m.monitor.update(seat.account, seat.qty, seat.liq)
-        if seat.qty == 0 and not seat.orders:
-            m.seats.pop(seat.account, None)
-        else:
-            m.seats[seat.account] = seat
+            liq = bk = seat.liq = seat.bk = 0
+        if account != FUND and not seat.liquidating:
+            mon = m.monitor
+            if (qty and liq > 0) or account in mon.keys:  # else update() would do nothing
+                mon.update(account, qty, liq)
         longs, shorts = m.sides
-        if seat.qty > 0:
-            longs[seat.account] = seat
-            shorts.pop(seat.account, None)
-        elif seat.qty < 0:
-            shorts[seat.account] = seat
-            longs.pop(seat.account, None)
+        if qty > 0:
+            m.seats[account] = seat
+            longs[account] = seat
+            if account in shorts:
+                del shorts[account]
+        elif qty < 0:
+            m.seats[account] = seat
+            shorts[account] = seat
+            if account in longs:
+                del longs[account]
         else:
-            longs.pop(seat.account, None)
-            shorts.pop(seat.account, None)
-        self._emit(
-            E.PositionChanged,
-            seat.account,
-            seat.symbol,
-            seat.qty,
-            seat.cost,
-            seat.margin,
-            seat.leverage,
-            seat.liq,
-            seat.bk,
-            seat.realized,
+            if seat.orders:
+                m.seats[account] = seat
+            elif account in m.seats:
+                del m.seats[account]
+            if account in longs:
+                del longs[account]
+            if account in shorts:
+                del shorts[account]
+        self.seq = seq = self.seq + 1
+        self._out.append(
+            E.PositionChanged(
+                seq,
+                self.now,
+                account,
+                seat.symbol,
+                qty,
+                seat.cost,
+                seat.margin,
+                seat.leverage,
+                liq,
+                bk,
+                seat.realized,
+            )
         )
 
     def _react(self, m: Market) -> None:
@@ -1323,29 +1584,50 @@ class Exchange:
         mark moves, triggered conditional orders, liquidations and their cascade."""
         self._reacted.add(m.inst.symbol)
         mon = m.monitor
+        flush = self._flush
         while True:
-            self._flush(m)
+            flush(m)
             self._update_mark(m)
             if m.stop_count and self._fire_stops(m):
                 continue
+            if m.queued:
+                if self._cascade(m):
+                    continue
+                break
             mark = m.mark
-            if (
-                m.queued
-                or (mon.longs and mon.longs[-1][0] >= mark > 0)
+            quiet = m.quiet
+            if mon.version == quiet[0] and mark == quiet[1]:
+                break  # neither the monitor nor the mark moved since nothing was due
+            if not (
+                (mon.longs and mon.longs[-1][0] >= mark > 0)
                 or (mon.shorts and 0 < mon.shorts[0][0] <= mark)
-            ) and self._cascade(m):
+            ):
+                m.quiet = (mon.version, mark)
+                break
+            if self._cascade(m):
                 continue
             break
-        self._flush(m)
+        if (
+            self._review
+            or self._touched
+            or self._balances_touched
+            or m.book.dirty
+            or len(self.markets) != 1
+        ):
+            flush(m)
 
     def _due(self, m: Market) -> list[Seat]:
         if m.mark <= 0:
             return []
         out = []
-        for a in m.monitor.pop_due(m.mark):
-            seat = self.accounts[a].seats[m.inst.symbol]
-            seat.liquidating = True
-            out.append(seat)
+        due = m.monitor.pop_due(m.mark)
+        if due:
+            accounts = self.accounts
+            symbol = m.inst.symbol
+            for a in due:
+                seat = accounts[a].seats[symbol]
+                seat.liquidating = True
+                out.append(seat)
         return out
 
     def _cascade(self, m: Market) -> bool:
@@ -1363,34 +1645,18 @@ class Exchange:
         fund = self.accounts[FUND]
         cas = Cascade(self.next_cascade_id, m.inst.symbol, fund.available.get(quote, 0))
         self.next_cascade_id += 1
-        truncated = False
-        while queue:
-            seat, gen, parent, trigger = queue.popleft()
-            if cas.count >= self.max_cascade_liquidations or gen >= self.max_cascade_generations:
-                truncated = True
-                m.queued = [seat.account] + [s.account for s, *_ in queue]
-                break
-            if seat.qty == 0 or not is_liquidatable(
-                m.inst, seat.qty, seat.cost, seat.margin, m.mark
-            ):
-                seat.liquidating = False
-                self._touch(seat)
-                continue
-            lid = self.next_liquidation_id
-            self.next_liquidation_id += 1
-            volume = abs(seat.qty)
-            self.policy.liquidate(self, m, seat, cas, lid, gen, parent, trigger)
-            seat.liquidating = False
-            cas.count += 1
-            cas.volume += volume
-            cas.depth = max(cas.depth, gen + 1)
-            if not cas.path or cas.path[-1] != trigger:
-                cas.path.append(trigger)
-            self._flush(m)
-            if self._update_mark(m):
-                self._fire_stops(m)
-                self._flush(m)
-            queue.extend((s, gen + 1, lid, m.mark) for s in self._due(m))
+        # A cascade allocates many objects that all live on (its events, the liquidation
+        # orders) and no garbage cycles: the cyclic collector would only traverse the
+        # whole heap again and again as they accumulate. It is paused meanwhile (and
+        # left as it was found); nothing it does is observable in the state or events.
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            truncated = self._liquidate_queue(m, queue, cas)
+        finally:
+            if paused:
+                gc.enable()
         if cas.count == 0 and not truncated:
             self.next_cascade_id -= 1  # nothing was liquidated after all: no cascade
             return False
@@ -1408,6 +1674,49 @@ class Exchange:
             truncated,
         )
         return cas.count > 0 and not truncated
+
+    def _liquidate_queue(
+        self, m: Market, queue: deque[tuple[Seat, int, int | None, int]], cas: Cascade
+    ) -> bool:
+        """The cascade loop: liquidate the queued positions in order, queueing the ones
+        each resulting mark move crosses. Returns whether a bound truncated it."""
+        inst = m.inst
+        liquidate = self.policy.liquidate
+        max_count = self.max_cascade_liquidations
+        max_gen = self.max_cascade_generations
+        flush = self._flush
+        update_mark = self._update_mark
+        due = self._due
+        path = cas.path
+        while queue:
+            seat, gen, parent, trigger = queue.popleft()
+            if cas.count >= max_count or gen >= max_gen:
+                m.queued = [seat.account] + [s.account for s, *_ in queue]
+                return True
+            qty = seat.qty
+            if qty == 0 or not is_liquidatable(inst, qty, seat.cost, seat.margin, m.mark):
+                seat.liquidating = False
+                self._touched[(seat.account, seat.symbol)] = seat
+                continue
+            lid = self.next_liquidation_id
+            self.next_liquidation_id = lid + 1
+            liquidate(self, m, seat, cas, lid, gen, parent, trigger)
+            seat.liquidating = False
+            cas.count += 1
+            cas.volume += qty if qty > 0 else -qty
+            if gen + 1 > cas.depth:
+                cas.depth = gen + 1
+            if not path or path[-1] != trigger:
+                path.append(trigger)
+            flush(m)
+            if update_mark(m):
+                self._fire_stops(m)
+                flush(m)
+            more = due(m)
+            if more:
+                mark = m.mark
+                queue.extend([(s, gen + 1, lid, mark) for s in more])
+        return False
 
     # ---- primitives used by liquidation policies
 
@@ -1439,18 +1748,22 @@ class Exchange:
             self.now,
         )
         self.next_order_id += 1
-        self.orders[o.oid] = o
-        seat.orders[o.oid] = o
+        oid = o.oid
+        self.orders[oid] = o
+        seat.orders[oid] = o
         seat.pending[side] += qty
-        start = len(self._out)
-        self._match(m, o, price, True)
-        fills = [
-            (e.price, e.qty)
-            for e in self._out[start:]
-            if type(e) is E.OrderFilled and e.taker_order_id == o.oid
-        ]
+        fills: list[tuple[int, int]] = []
+        if m.book.bids if side == SELL else m.book.asks:  # else nothing to match
+            out = self._out
+            start = len(out)
+            self._match(m, o, price, True)
+            fills = [
+                (e.price, e.qty)
+                for e in out[start:]
+                if type(e) is E.OrderFilled and e.taker_order_id == oid
+            ]
         if o.remaining and o.status < FILLED:
-            del seat.orders[o.oid]
+            del seat.orders[oid]
             seat.pending[side] -= o.remaining
             o.status = EXPIRED
         return fills
@@ -1495,30 +1808,47 @@ class Exchange:
     def adl_candidates(self, m: Market, long_liquidated: bool, exclude: int) -> list[Seat]:
         """Opposite positions ranked for auto-deleveraging: by profit % × effective
         leverage (profit % ÷ effective leverage when losing), highest first; ties by
-        account id; the insurance fund's own positions last. O(N log N), rare."""
+        account id; the insurance fund's own positions last. O(N log N), rare.
+
+        profit % = uPnL / |cost| (|cost| 1 when 0), effective leverage = notional /
+        equity (10¹² when equity ≤ 0): each score is an exact fraction num/den with
+        den > 0, compared by integer cross-multiplication."""
         lv = m.inst.lot_value
-        ranked: list[tuple[Fraction, int, Seat]] = []
+        mark = m.mark
+        ranked: list[tuple[int, int, Seat]] = []  # (num, den, seat) in account order
         fund_seats: list[Seat] = []
         opposite = m.sides[1 if long_liquidated else 0]
         for acct_id, seat in sorted(opposite.items()):
-            if acct_id == exclude or seat.qty == 0 or (seat.qty < 0) != long_liquidated:
+            qty = seat.qty
+            if acct_id == exclude or qty == 0 or (qty < 0) != long_liquidated:
                 continue
             if acct_id == FUND:
                 fund_seats.append(seat)
                 continue
-            upnl = seat.qty * m.mark * lv - seat.cost
+            upnl = qty * mark * lv - seat.cost
             equity = seat.margin + upnl
-            notional = abs(seat.qty) * m.mark * lv
-            pnl_pct = Fraction(upnl, abs(seat.cost) or 1)
-            eff_lev = Fraction(notional, equity) if equity > 0 else Fraction(10**12)
-            score = pnl_pct * eff_lev if upnl > 0 else pnl_pct / eff_lev
-            ranked.append((-score, acct_id, seat))
-        ranked.sort(key=lambda t: (t[0], t[1]))
+            notional = (qty if qty > 0 else -qty) * mark * lv
+            c = abs(seat.cost) or 1
+            if equity > 0:
+                if upnl > 0:  # (upnl / c) × (notional / equity)
+                    ranked.append((upnl * notional, c * equity, seat))
+                elif notional:  # (upnl / c) ÷ (notional / equity)
+                    ranked.append((upnl * equity, c * notional, seat))
+                else:
+                    raise ZeroDivisionError("profit % divided by a zero effective leverage")
+            elif upnl > 0:  # (upnl / c) × 10¹²
+                ranked.append((upnl * 10**12, c, seat))
+            else:  # (upnl / c) ÷ 10¹²
+                ranked.append((upnl, c * 10**12, seat))
+        if len(ranked) > 1:
+            # highest score first; the sort is stable, so equal scores stay in account order
+            ranked.sort(key=_ADL_ORDER)
         return [s for _, _, s in ranked] + fund_seats
 
     def emit(self, cls: Any, *args: Any) -> None:
         """Emit an event (for liquidation policies)."""
-        self._emit(cls, *args)
+        self.seq = seq = self.seq + 1
+        self._out.append(cls(seq, self.now, *args))
 
     # ------------------------------------------------------------------ accounts
 

@@ -60,7 +60,9 @@ class BinanceLiquidation:
         quote = m.inst.quote_asset
         fund_before = ex.insurance_fund(quote)
         fills = ex.liquidation_order(m, seat, bk)
-        filled = sum(q for _, q in fills)
+        filled = 0
+        for _, q in fills:
+            filled += q
         left = qty - filled
         takeover = 0
         adl = 0

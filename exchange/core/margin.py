@@ -15,6 +15,8 @@ the ones it liquidates.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from .instruments import Instrument
 from .numbers import RATE_ONE, ceil_div
 
@@ -41,22 +43,33 @@ def liquidation_tick(inst: Instrument, qty: int, cost: int, margin: int) -> int:
     """
     if qty == 0:
         return 0
-    qf = abs(qty) * inst.lot_value
+    qf = (qty if qty > 0 else -qty) * inst.lot_value
     brackets = inst.brackets
-    i = inst.bracket_index(abs(cost))
-    seen: set[int] = set()
+    caps = inst._caps
+    last = len(caps) - 1
+    i = bisect_left(caps, cost if cost >= 0 else -cost)  # inst.bracket_index, inlined
+    if i > last:
+        i = last
+    seen: set[int] | None = None
     while True:
         b = brackets[i]
         if qty > 0:
-            p = _long_edge(cost - margin - b.cum, qf, b.mmr)
+            # _long_edge(cost - margin - b.cum, qf, b.mmr)
+            p = ((cost - margin - b.cum + 1) * RATE_ONE - 1) // (qf * (RATE_ONE - b.mmr))
             if p <= 0:
                 return NO_LIQUIDATION_LONG
         else:
-            p = _short_edge(margin - cost + b.cum, qf, b.mmr)
-        j = inst.bracket_index(p * qf)
+            # _short_edge(margin - cost + b.cum, qf, b.mmr)
+            p = ((margin - cost + b.cum - 1) * RATE_ONE) // (qf * (RATE_ONE + b.mmr)) + 1
+        j = bisect_left(caps, p * qf)
+        if j > last:
+            j = last
         if j == i:
             return p
-        seen.add(i)
+        if seen is None:
+            seen = {i}
+        else:
+            seen.add(i)
         if j in seen:
             lo = min(i, j)
             edge = brackets[lo].cap // qf  # last tick whose notional is in the lower bracket
@@ -99,9 +112,14 @@ def is_liquidatable(inst: Instrument, qty: int, cost: int, margin: int, mark: in
     """The exact predicate the monitor's ordering stands for: equity ≤ MM at `mark`."""
     if qty == 0:
         return False
-    notional = abs(qty) * mark * inst.lot_value
-    equity = margin + qty * mark * inst.lot_value - cost
-    return equity <= inst.maintenance_margin(notional)
+    lv = inst.lot_value
+    value = qty * mark * lv
+    notional = (qty if qty > 0 else -qty) * mark * lv
+    # inst.maintenance_margin(notional), inlined
+    caps = inst._caps
+    i = bisect_left(caps, notional)
+    b = inst.brackets[i if i < len(caps) else len(caps) - 1]
+    return margin + value - cost <= -((-notional * b.mmr) // RATE_ONE) - b.cum
 
 
 def initial_margin(notional: int, leverage: int) -> int:

@@ -11,12 +11,28 @@ from sortedcontainers import SortedList
 
 
 class MarginMonitor:
-    __slots__ = ("longs", "shorts", "keys")
+    __slots__ = (
+        "longs",
+        "shorts",
+        "keys",
+        "version",
+        "long_version",
+        "short_version",
+        "long_quiet",
+        "short_quiet",
+    )
 
     def __init__(self) -> None:
         self.longs = SortedList()  # (liq tick, account); due from the top
         self.shorts = SortedList()  # due from the bottom
         self.keys: dict[int, tuple[int, int, int]] = {}  # account -> (side, tick, account)
+        self.version = 0  # grows with every change of longs/shorts (for callers' caches)
+        # the same per side, and the (side version, mark) at which `pop_due` last found
+        # nothing due on that side: while both are unchanged there is nothing to look at
+        self.long_version = 0
+        self.short_version = 0
+        self.long_quiet = (-1, 0)
+        self.short_quiet = (-1, 0)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -28,12 +44,24 @@ class MarginMonitor:
         if old is not None:
             if side == old[0] and tick == old[1]:
                 return
-            (self.longs if old[0] > 0 else self.shorts).remove((old[1], account))
+            if old[0] > 0:
+                self.longs.remove((old[1], account))
+                self.long_version += 1
+            else:
+                self.shorts.remove((old[1], account))
+                self.short_version += 1
             del self.keys[account]
+            self.version += 1
         if side == 0 or tick <= 0:
             return
-        (self.longs if side > 0 else self.shorts).add((tick, account))
+        if side > 0:
+            self.longs.add((tick, account))
+            self.long_version += 1
+        else:
+            self.shorts.add((tick, account))
+            self.short_version += 1
         self.keys[account] = (side, tick, account)
+        self.version += 1
 
     def remove(self, account: int) -> None:
         self.update(account, 0, 0)
@@ -44,19 +72,32 @@ class MarginMonitor:
         ties by account id. O(log N + k)."""
         due: list[int] = []
         longs, shorts = self.longs, self.shorts
-        if longs and longs[-1][0] >= mark:
-            i = longs.bisect_left((mark, -1))
-            group = list(longs.islice(i))
-            del longs[i:]
-            group.sort(key=lambda t: (-t[0], t[1]))
-            due.extend(a for _, a in group)
-        if shorts and shorts[0][0] <= mark:
-            j = shorts.bisect_left((mark + 1, -1))
-            group = list(shorts.islice(0, j))
-            del shorts[:j]
-            due.extend(a for _, a in group)
-        for a in due:
-            del self.keys[a]
+        quiet = self.long_quiet
+        if quiet[0] != self.long_version or quiet[1] != mark:
+            if longs and longs[-1][0] >= mark:
+                i = longs.bisect_left((mark, -1))
+                group = list(longs.islice(i))
+                del longs[i:]
+                self.long_version += 1
+                group.sort(key=lambda t: (-t[0], t[1]))
+                due.extend(a for _, a in group)
+            else:
+                self.long_quiet = (self.long_version, mark)
+        quiet = self.short_quiet
+        if quiet[0] != self.short_version or quiet[1] != mark:
+            if shorts and shorts[0][0] <= mark:
+                j = shorts.bisect_left((mark + 1, -1))
+                group = list(shorts.islice(0, j))
+                del shorts[:j]
+                self.short_version += 1
+                due.extend(a for _, a in group)
+            else:
+                self.short_quiet = (self.short_version, mark)
+        if due:
+            self.version += 1
+            keys = self.keys
+            for a in due:
+                del keys[a]
         return due
 
     def due_scan(self, mark: int) -> list[int]:
