@@ -444,13 +444,9 @@ class Exchange:
     def _place(self, cmd: C.PlaceOrder) -> None:
         # the checks below are in the order that decides which rejection wins
         symbol = cmd.symbol
-        m = self.markets.get(symbol) if type(symbol) is str else None  # self._market
-        if m is None:
-            raise Rejected(Code.BAD_SYMBOL)
-        account_id = cmd.account
-        acct = self.accounts.get(account_id) if type(account_id) is int else None
-        if acct is None or account_id == FUND:  # self._account
-            raise Rejected(Code.UNKNOWN_ACCOUNT)
+        m = self._market(symbol)
+        acct = self._account(cmd.account)
+        account_id = acct.id
         inst = m.inst
         side_name = cmd.side
         if side_name not in SIDES:
@@ -664,9 +660,11 @@ class Exchange:
             # a limit order that does not cross rests at once (what `_execute` would do)
             book = m.book
             if side == BUY:
-                crosses = bool(book.asks) and book.asks.peekitem(0)[0] <= price
+                best = book.best_ask()
+                crosses = best is not None and best <= price
             else:
-                crosses = bool(book.bids) and book.bids.peekitem(-1)[0] >= price
+                best = book.best_bid()
+                crosses = best is not None and best >= price
             if not crosses:
                 book.rest(o)
                 self._react(m)
@@ -899,7 +897,7 @@ class Exchange:
                             if price not in levels:
                                 break
                             continue
-                fill(m, lvl, t, mk, price, n, liquidation)
+                fill(m, t, mk, price, n, liquidation)
                 if mk.remaining == 0:
                     q.popleft()
                 elif mk.reduce_only and n < t.remaining:
@@ -911,10 +909,8 @@ class Exchange:
                 del levels[price]
         return None
 
-    def _fill(
-        self, m: Market, lvl: Level, t: Order, mk: Order, price: int, n: int, liquidation: bool
-    ) -> None:
-        """One match of taker `t` with maker `mk` (resting on `lvl`): n lots at `price`."""
+    def _fill(self, m: Market, t: Order, mk: Order, price: int, n: int, liquidation: bool) -> None:
+        """One match of taker `t` with resting maker `mk`: n lots at `price`."""
         inst = m.inst
         quote = inst.quote_asset
         notional = price * n * inst.lot_value
@@ -924,32 +920,11 @@ class Exchange:
         mk_before = mk.remaining
         t.remaining = t_left = t_before - n
         mk.remaining = mk_left = mk_before - n
-        lvl.qty -= n  # m.book.shrink(mk, n)
-        m.book.dirty[(mk.side, price)] = None
+        m.book.shrink(mk, n)
         accounts = self.accounts
-        trade_into = self._trade_into
-        # settle the taker's side, then the maker's: its pending lots and its reservation's
-        # pro-rata share (all of it on the last fill) go into the trade
-        acct = accounts[t.account]
-        seat = acct.seats[t.symbol]
-        seat.pending[t.side] -= n
-        funds = 0
-        r = t.reserved
-        if r:
-            funds = r if n == t_before else r * n // t_before
-            t.reserved = r - funds
-            acct.reserved[quote] -= funds
-        trade_into(m, acct, seat, t.side, price, n, taker_fee, funds, liquidation)
-        acct = accounts[mk.account]
-        seat = acct.seats[mk.symbol]
-        seat.pending[mk.side] -= n
-        funds = 0
-        r = mk.reserved
-        if r:
-            funds = r if n == mk_before else r * n // mk_before
-            mk.reserved = r - funds
-            acct.reserved[quote] -= funds
-        trade_into(m, acct, seat, mk.side, price, n, maker_fee, funds, False)
+        settle = self._settle
+        settle(m, t, t_before, price, n, taker_fee, liquidation)
+        settle(m, mk, mk_before, price, n, maker_fee, False)
         fees = self.fees_collected
         fees[quote] = fees.get(quote, 0) + maker_fee + taker_fee
         now = self.now
@@ -993,6 +968,23 @@ class Exchange:
                 self._release(m, t, t.reserved)
         else:
             t.status = PARTIALLY_FILLED
+
+    def _settle(
+        self, m: Market, o: Order, before: int, price: int, n: int, fee: int, liquidation: bool
+    ) -> None:
+        """Book one fill of `n` of the order's `before` remaining lots at `price` into its
+        account and position; the reservation's pro-rata share (all of it on the last
+        fill) goes into the trade."""
+        acct = self.accounts[o.account]
+        seat = acct.seats[o.symbol]
+        seat.pending[o.side] -= n
+        funds = 0
+        r = o.reserved
+        if r:
+            funds = r if n == before else r * n // before
+            o.reserved = r - funds
+            acct.reserved[m.inst.quote_asset] -= funds
+        self._trade_into(m, acct, seat, o.side, price, n, fee, funds, liquidation)
 
     def _trade_into(
         self,
@@ -1107,39 +1099,12 @@ class Exchange:
         return o
 
     def _cancel(self, cmd: C.CancelOrder) -> None:
-        symbol = cmd.symbol
-        m = self.markets.get(symbol) if type(symbol) is str else None  # self._market
-        if m is None:
-            raise Rejected(Code.BAD_SYMBOL)
-        account_id = cmd.account
-        acct = self.accounts.get(account_id) if type(account_id) is int else None
-        if acct is None or account_id == FUND:  # self._account
-            raise Rejected(Code.UNKNOWN_ACCOUNT)
-        order_id = cmd.order_id
-        o: Order | None
-        if type(order_id) is int:  # self._find, the order id case
-            o = self.orders.get(order_id)
-            if o is None or o.account != account_id or o.symbol != m.inst.symbol:
-                raise Rejected(Code.UNKNOWN_ORDER)
-        else:
-            o = self._find(acct, m, order_id, cmd.client_id)
-        status = o.status
-        if status not in (NEW, PARTIALLY_FILLED, UNTRIGGERED):
+        m = self._market(cmd.symbol)
+        acct = self._account(cmd.account)
+        o = self._find(acct, m, cmd.order_id, cmd.client_id)
+        if o.status not in (NEW, PARTIALLY_FILLED, UNTRIGGERED):
             raise Rejected(Code.UNKNOWN_ORDER, "The order is no longer open.")
-        # ---- accepted: self._cancel_order(m, o, "USER"), inlined
-        if status == UNTRIGGERED:
-            m.stops[(o.trigger, self._stop_direction(o.type, o.side))].remove((o.stop_price, o.oid))
-            m.stop_count -= 1
-        else:
-            book = m.book  # book.unrest(o)
-            levels = book.bids if o.side == BUY else book.asks
-            price = o.price
-            lvl = levels[price]
-            lvl.qty -= o.remaining
-            if lvl.qty == 0:
-                del levels[price]
-            book.dirty[(o.side, price)] = None
-        self._close_order(m, o, CANCELED, "USER")
+        self._cancel_order(m, o, "USER")
         self._flush(m)
 
     def _cancel_order(self, m: Market, o: Order, reason: str) -> None:
