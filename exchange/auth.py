@@ -24,11 +24,13 @@ timestamp within the receive window of the server's wall clock (-1021); the key 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +89,8 @@ class KeyStore:
         if len(self._master) < 16:
             raise ValueError("master key must be at least 16 bytes")
         self._by_hash: dict[str, KeyRecord] = {}
-        self.on_issue: list[Callable[[KeyRecord], None]] = []
+        # each hook may return a future (concurrent or awaitable) for a save it started
+        self.on_issue: list[Callable[[KeyRecord], Any]] = []
 
     def secret_for(self, api_key: str) -> str:
         return hmac.new(
@@ -95,13 +98,30 @@ class KeyStore:
         ).hexdigest()
 
     def issue(self, account: int) -> tuple[str, str]:
-        """A new (api_key, secret) for `account`; only the key's hash is kept."""
+        """A new (api_key, secret) for `account`; only the key's hash is kept. The
+        `on_issue` hooks' saves may still be in progress: see `issue_saved`."""
+        api_key, secret, _ = self._issue(account)
+        return api_key, secret
+
+    async def issue_saved(self, account: int) -> tuple[str, str]:
+        """Like `issue`, but returns only once every save an `on_issue` hook started (a
+        future it returned) is done, so a key handed out survives a crash. If a save
+        fails the key is withdrawn and the error raised: nobody ever holds it."""
+        api_key, secret, saving = self._issue(account)
+        try:
+            for fut in saving:
+                await (asyncio.wrap_future(fut) if isinstance(fut, Future) else fut)
+        except BaseException:
+            self.revoke(api_key)
+            raise
+        return api_key, secret
+
+    def _issue(self, account: int) -> tuple[str, str, list[Any]]:
         api_key = secrets.token_hex(32)
         rec = KeyRecord(key_hash(api_key), account, int(time.time() * 1000))
         self._by_hash[rec.key_hash] = rec
-        for hook in self.on_issue:
-            hook(rec)
-        return api_key, self.secret_for(api_key)
+        saving = [r for r in (hook(rec) for hook in self.on_issue) if r is not None]
+        return api_key, self.secret_for(api_key), saving
 
     def revoke(self, api_key: str) -> bool:
         return self._by_hash.pop(key_hash(api_key), None) is not None

@@ -1561,7 +1561,7 @@ async def _admin_create(s: Session, p: dict[str, Any]) -> Any:
     await s.submit(C.CreateAccount(account=account))
     if amount:
         await s.submit(C.Deposit(account=account, asset=p.get("asset", "USDT"), amount=amount))
-    key, secret = api.keys.issue(account)
+    key, secret = await api.keys.issue_saved(account)  # durable before it is handed out
     return {"account": account, "apiKey": key, "secret": secret}
 
 

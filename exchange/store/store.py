@@ -805,9 +805,10 @@ class Store:
 
     # ================================================================ API keys
 
-    def save_api_key(self, record: Any) -> None:
+    def save_api_key(self, record: Any) -> concurrent.futures.Future[Any]:
         """Persist a `KeyRecord` (hash, account, created_ms); for `KeyStore.on_issue`.
-        Queued on the journal writer (written before the next batch commits)."""
+        Queued on the journal writer; the future is done once it is committed (the
+        admin API answers only then: `KeyStore.issue_saved`)."""
         row = {
             "key_hash": record.key_hash,
             "account": record.account,
@@ -821,7 +822,9 @@ class Store:
 
         if self._writer is None:
             self.start()
-        self._submit(_Job("call", future=concurrent.futures.Future(), payload=write))
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._submit(_Job("call", future=fut, payload=write))
+        return fut
 
     def delete_api_key(self, key_hash: str) -> None:
         def write(conn: Connection) -> None:
