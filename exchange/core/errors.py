@@ -110,3 +110,12 @@ MESSAGES: dict[Code, str] = {
     Code.INSTRUMENT_EXISTS: "Instrument already exists.",
     Code.STORE_UNAVAILABLE: "The store cannot commit; request refused, nothing changed.",
 }
+
+
+class Rejected(Exception):
+    """Raised during validation only; turned into one rejection event."""
+
+    def __init__(self, code: Code, detail: str = "") -> None:
+        super().__init__(code, detail)
+        self.code = code
+        self.msg = MESSAGES[code] + (f" {detail}" if detail else "")
