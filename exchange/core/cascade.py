@@ -7,9 +7,10 @@ cascade id, its generation, its parent and the mark that triggered it; the casca
 with one `CascadeEnded`. Bounds (`max_cascade_liquidations`, `max_cascade_generations`)
 truncate it; what is left stays queued and goes first at the next command.
 
-`Cascades` also implements `liquidation.LiquidationVenue`: the primitives a policy may
-use (`cancel_orders_of`, `liquidation_order`, `transfer_position`, `fund_seat`,
-`fund_equity`, `close_liquidated`, `adl_candidates`, `emit`).
+`Cascades` also holds most of `liquidation.LiquidationVenue`, the primitives a policy
+may use (`cancel_orders_of`, `liquidation_order`, `fund_seat`, `fund_equity`,
+`close_liquidated`, `adl_candidates`, `emit`; `transfer_position` is the positions
+room's, `insurance_fund` the accounts room's).
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from .state import Cascade, Market, Seat
 
 
 class LiquidationVenue(Protocol):
-    """The exchange as a policy sees it (implemented by `cascade.Cascades`)."""
+    """The exchange as a policy sees it (`cascade.py`; `transfer_position` from
+    `positions.py`, `insurance_fund` from `accounts.py`)."""
 
     def cancel_orders_of(self, m: Market, seat: Seat, reason: str) -> None: ...
     def liquidation_order(self, m: Market, seat: Seat, price: int) -> list[tuple[int, int]]: ...

@@ -22,7 +22,11 @@ MAX_AMOUNT = 10**30  # money and sizes beyond this are nonsense, rejected before
 
 
 class Seat:
-    """One account's state on one symbol: its net position and its order bookkeeping."""
+    """One account's state on one symbol: its net position and its order bookkeeping.
+
+    Who writes what: positions `qty`, `cost`, `margin`, `realized`, `fees`, `leverage`;
+    orders `pending`, `orders`; monitoring `liq`, `bk`; cascade `liquidating`.
+    """
 
     __slots__ = (
         "account",
@@ -68,7 +72,13 @@ class Account:
 
 
 class Market:
-    """Per-symbol state: book, conditional orders, prices, funding, monitor."""
+    """Per-symbol state: book, conditional orders, prices, funding, monitor.
+
+    Who writes what: matching the `book` and `last*`; stops `stops`, `stop_count`;
+    mark `index`, `mark`, `mark_key`, `premium_*`, `basis*`, `funding_rate`,
+    `funding_override`; funding `next_funding_ts`; monitoring `monitor`, `seats`,
+    `sides`; cascade `queued`; the engine `halted` and the cache `quiet`.
+    """
 
     __slots__ = (
         "inst",
@@ -130,7 +140,7 @@ class Market:
         self.sides: tuple[dict[int, Seat], dict[int, Seat]] = ({}, {})
         self.funding_override: int | None = None  # a rate imposed for the next funding time
         # caches, derived from the state above (never part of it):
-        # the price band around the mark `band_ref` (see `Exchange._band`)
+        # the price band around the mark `band_ref` (see `Matching._band`)
         self.band_ref = 0
         self.band_lo = 0
         self.band_hi = 1 << 62
