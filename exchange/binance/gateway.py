@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
+
 from exchange.binance.ledger import Ledger
 from exchange.binance.weight import WeightCounter
 from exchange.protocol import Api, Session
@@ -158,21 +160,24 @@ class Gateway:
                     self.listen_keys.delete(key)
 
 
-def setup(app: Any, stack: Any) -> None:
+GATEWAY = web.AppKey("binance", Gateway)
+
+
+def setup(app: web.Application, stack: Any) -> None:
     """The HTTP server's plug-in hook: Binance routes on `app`, over `stack`'s runtime."""
     from exchange.binance import rest, streams
 
     extra = getattr(getattr(stack, "opts", None), "extra", None) or {}
     cfg = extra.get("binance") if isinstance(extra.get("binance"), BinanceConfig) else None
     gw = Gateway(stack.server.api, cfg)
-    app["binance"] = gw
+    app[GATEWAY] = gw
     rest.add_routes(app, gw)
     streams.add_routes(app, gw)
 
-    async def _start(_app: Any) -> None:
+    async def _start(_app: web.Application) -> None:
         await gw.start()
 
-    async def _stop(_app: Any) -> None:
+    async def _stop(_app: web.Application) -> None:
         await gw.stop()
 
     app.on_startup.append(_start)

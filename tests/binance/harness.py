@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from exchange.binance import BinanceConfig, Gateway, setup
+from exchange.binance.gateway import GATEWAY
 from exchange.testing import Probe, running_stack
 
 
@@ -48,7 +49,7 @@ async def binance_stack(
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         try:
-            yield BinanceStack(st, f"http://127.0.0.1:{port}", app["binance"])
+            yield BinanceStack(st, f"http://127.0.0.1:{port}", app[GATEWAY])
         finally:
             await runner.cleanup()
 
