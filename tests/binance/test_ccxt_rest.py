@@ -16,8 +16,10 @@ SYM = "BTC/USDT:USDT"
 
 def client(b: BinanceStack, acct: dict[str, str] | None = None) -> accxt.binanceusdm:
     if acct is None:
-        return accxt.binanceusdm(ccxt_config(b.http_url))
-    return accxt.binanceusdm(ccxt_config(b.http_url, acct["apiKey"], acct["secret"]))
+        return accxt.binanceusdm(ccxt_config(b.http_url, enableRateLimit=False))
+    return accxt.binanceusdm(
+        ccxt_config(b.http_url, acct["apiKey"], acct["secret"], enableRateLimit=False)
+    )
 
 
 async def test_every_method_through_ccxt_unified_api() -> None:
