@@ -5,6 +5,6 @@ docs/binance.md says what is covered and how to point ccxt, python-binance and f
 at margincall.
 """
 
-from exchange.binance.gateway import BinanceConfig, Gateway, setup
+from exchange.binance.gateway import GATEWAY, BinanceConfig, Gateway, setup, setup_with
 
-__all__ = ["BinanceConfig", "Gateway", "setup"]
+__all__ = ["GATEWAY", "BinanceConfig", "Gateway", "setup", "setup_with"]

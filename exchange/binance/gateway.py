@@ -164,12 +164,26 @@ GATEWAY = web.AppKey("binance", Gateway)
 
 
 def setup(app: web.Application, stack: Any) -> None:
-    """The HTTP server's plug-in hook: Binance routes on `app`, over `stack`'s runtime."""
+    """The HTTP server's plug-in hook: Binance routes on `app`, over `stack`'s runtime.
+    Options from `stack.opts.extra["binance"]` (a `BinanceConfig`) when given."""
+    extra = getattr(getattr(stack, "opts", None), "extra", None) or {}
+    cfg = extra.get("binance")
+    install(app, stack, cfg if isinstance(cfg, BinanceConfig) else None)
+
+
+def setup_with(config: BinanceConfig) -> Any:
+    """A setup hook with these options (tests, benchmarks)."""
+
+    def hook(app: web.Application, stack: Any) -> None:
+        install(app, stack, config)
+
+    return hook
+
+
+def install(app: web.Application, stack: Any, config: BinanceConfig | None) -> Gateway:
     from exchange.binance import rest, streams
 
-    extra = getattr(getattr(stack, "opts", None), "extra", None) or {}
-    cfg = extra.get("binance") if isinstance(extra.get("binance"), BinanceConfig) else None
-    gw = Gateway(stack.server.api, cfg)
+    gw = Gateway(stack.server.api, config)
     app[GATEWAY] = gw
     rest.add_routes(app, gw)
     streams.add_routes(app, gw)
@@ -182,3 +196,4 @@ def setup(app: web.Application, stack: Any) -> None:
 
     app.on_startup.append(_start)
     app.on_shutdown.append(_stop)
+    return gw

@@ -146,14 +146,8 @@ def _error_from(e: Exception) -> BinanceError:
     return BinanceError(Code.UNKNOWN, MESSAGES[Code.UNKNOWN], 500)
 
 
-async def dispatch(gw: Gateway, request: web.Request) -> web.Response:
+async def dispatch(gw: Gateway, ep: Endpoint, request: web.Request) -> web.Response:
     gw.requests += 1
-    path = request.path
-    ep = ENDPOINTS.get((request.method, path))
-    if ep is None:
-        if any(p == path for (_, p) in ENDPOINTS):
-            return _json(405, {"code": -1000, "msg": f"Method {request.method} not allowed here."})
-        return _json(404, {"code": -5000, "msg": "Unknown endpoint."})
     cfg = gw.config
     who = _address(request)
     headers: dict[str, str] = {}
@@ -214,10 +208,15 @@ async def dispatch(gw: Gateway, request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application, gw: Gateway) -> None:
+    """One route per (method, path) of `ENDPOINTS`, so the HTTP server answers unknown
+    paths 404 and wrong methods 405 (with `Allow`) in the Binance error shape."""
     from exchange.binance import endpoints  # noqa: F401  (registers the handlers)
 
-    async def handle(request: web.Request) -> web.Response:
-        return await dispatch(gw, request)
+    def handler(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            return await dispatch(gw, ep, request)
 
-    for prefix in ("/fapi/", "/api/v3/", "/dapi/v1/"):
-        app.router.add_route("*", prefix + "{tail:.*}", handle)
+        return handle
+
+    for (method, path), ep in ENDPOINTS.items():
+        app.router.add_route(method, path, handler(ep))

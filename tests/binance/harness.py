@@ -1,4 +1,4 @@
-"""An in-process margincall with the Binance gateway on an HTTP port, for the tests."""
+"""An in-process margincall with the Binance gateway on its HTTP port, for the tests."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
-from exchange.binance import BinanceConfig, Gateway, setup
-from exchange.binance.gateway import GATEWAY
+from exchange.binance import GATEWAY, BinanceConfig, Gateway, setup_with
 from exchange.testing import Probe, running_stack
 
 
@@ -29,38 +26,19 @@ class BinanceStack:
         return self.stack.exchange
 
 
-@dataclass
-class _Opts:
-    extra: dict[str, Any]
-
-
 @contextlib.asynccontextmanager
-async def binance_stack(
-    config: BinanceConfig | None = None, **kw: Any
-) -> AsyncIterator[BinanceStack]:
+async def binance_stack(config: BinanceConfig | None = None, **kw: Any) -> AsyncIterator[BinanceStack]:  # fmt: skip
+    """`running_stack` (realtime clock unless told) with the gateway's setup hook."""
     kw.setdefault("clock", "realtime")
-    async with running_stack(**kw) as st:
-        st.opts = _Opts({"binance": config or BinanceConfig()})  # type: ignore[attr-defined]
-        app = web.Application()
-        setup(app, st)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            yield BinanceStack(st, f"http://127.0.0.1:{port}", app[GATEWAY])
-        finally:
-            await runner.cleanup()
+    async with running_stack(http_setup=[setup_with(config or BinanceConfig())], **kw) as st:
+        yield BinanceStack(st, st.http_url, st.http.app[GATEWAY])
 
 
 async def accounts(b: BinanceStack, n: int, deposit: str = "1000000", index: str | None = "50000") -> list[dict[str, Any]]:  # fmt: skip
     """`n` funded accounts through the native admin API (their apiKey/secret dicts)."""
     async with Probe(b.stack.url) as admin:
         await admin.call("session.logon", adminToken=b.admin_token)
-        out = [
-            await admin.call("admin.createAccount", deposit=deposit, asset="USDT") for _ in range(n)
-        ]
+        out = [await admin.call("admin.createAccount", deposit=deposit, asset="USDT") for _ in range(n)]  # fmt: skip
         if index is not None:
             await admin.call("admin.setIndex", symbol="BTCUSDT", price=index)
     return out
