@@ -13,6 +13,7 @@ refused for any reason changes nothing. Handlers live in `exchange.binance.endpo
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ log = logging.getLogger("margincall.binance")
 
 NONE, KEY, SIGNED = "NONE", "KEY", "SIGNED"
 _SIGNING = frozenset(("timestamp", "recvWindow", "signature"))
+_NAME = re.compile(r"[A-Za-z0-9_]{1,64}\Z")
 
 
 @dataclass
@@ -121,8 +123,8 @@ def _parse(raw: str, into: dict[str, str]) -> None:
             raise BinanceError(
                 Code.TOO_MANY_PARAMETERS, "Duplicate values for a parameter detected."
             )
-        if len(k) > 64 or len(v) > 1024:
-            raise BinanceError(Code.ILLEGAL_CHARS, "A parameter is too long.")
+        if not _NAME.match(k) or len(v) > 1024:
+            raise BinanceError(Code.ILLEGAL_CHARS, "Illegal characters found in a parameter name, or a value over 1024 characters.")  # fmt: skip
         into[k] = v
 
 
