@@ -104,6 +104,15 @@ class Gateway:
         self._task: asyncio.Task[None] | None = None
         self.requests = 0
         self.errors = 0
+        self.handler_seconds = 0.0  # time inside the REST dispatcher (parse, sign, handle)
+        self.handled = 0
+
+    def timing(self) -> dict[str, float]:
+        return {"count": self.handled, "total_ms": self.handler_seconds * 1e3}
+
+    def reset_timing(self) -> None:
+        self.handler_seconds = 0.0
+        self.handled = 0
 
     @property
     def exchange(self) -> Any:

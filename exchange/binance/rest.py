@@ -149,6 +149,15 @@ def _error_from(e: Exception) -> BinanceError:
 
 
 async def dispatch(gw: Gateway, ep: Endpoint, request: web.Request) -> web.Response:
+    t0 = time.perf_counter()
+    try:
+        return await _dispatch(gw, ep, request)
+    finally:
+        gw.handler_seconds += time.perf_counter() - t0
+        gw.handled += 1
+
+
+async def _dispatch(gw: Gateway, ep: Endpoint, request: web.Request) -> web.Response:
     gw.requests += 1
     cfg = gw.config
     who = _address(request)
