@@ -154,3 +154,55 @@ async def test_market_streams_raw_and_combined() -> None:
                     kinds.add(m["data"]["e"])
                     if m["data"]["e"] == "depthUpdate":
                         assert m["data"]["pu"] == m["data"]["U"] - 1
+
+
+async def _session_run() -> tuple[list[Any], str]:
+    async with binance_stack(clock="stepped", start_ts=1_700_000_000 * 10**9) as b, aiohttp.ClientSession() as s:  # fmt: skip
+        a1, a2 = await accounts(b, 2)
+        out = []
+        steps = [
+            (
+                a1,
+                "POST",
+                "/fapi/v1/order",
+                {
+                    "symbol": "BTCUSDT",
+                    "side": "SELL",
+                    "type": "LIMIT",
+                    "quantity": "0.050",
+                    "price": "50100.0",
+                    "timeInForce": "GTC",
+                    "newClientOrderId": "s1",
+                },
+            ),  # fmt: skip
+            (
+                a2,
+                "POST",
+                "/fapi/v1/order",
+                {
+                    "symbol": "BTCUSDT",
+                    "side": "BUY",
+                    "type": "MARKET",
+                    "quantity": "0.020",
+                    "newClientOrderId": "b1",
+                },
+            ),  # fmt: skip
+            (a2, "GET", "/fapi/v3/positionRisk", {"symbol": "BTCUSDT"}),
+            (a2, "GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT"}),
+            (a1, "DELETE", "/fapi/v1/order", {"symbol": "BTCUSDT", "origClientOrderId": "s1"}),
+            (a1, "GET", "/fapi/v3/account", {}),
+        ]
+        for acct, method, path, params in steps:
+            q, h = signed(acct, params)
+            st, res, _ = await call(s, b, method, path + "?" + q, headers=h)
+            assert st == 200, res
+            out.append(res)
+        return out, b.exchange.state_hash()
+
+
+async def test_stepped_clock_gives_identical_answers_and_state() -> None:
+    first, h1 = await _session_run()
+    second, h2 = await _session_run()
+    assert first == second and h1 == h2
+    assert first[1]["status"] == "FILLED" and first[1]["avgPrice"] == "50100.00"
+    assert first[0]["time"] == 1_700_000_000_000
