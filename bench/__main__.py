@@ -24,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "store": "bench.store",  # journal and snapshots
     "mqtt": "bench.mqtt",  # the MQTT bridge
     "replay": "bench.replay",  # historical data players
+    "binance": "bench.binance",  # ccxt through the Binance gateway vs the native API
 }
 
 

@@ -143,6 +143,9 @@ def serve(
         compression=compression,
         http_port=None if no_http or http_port == 0 else http_port,
     )
+    from exchange.binance import setup as binance_setup
+
+    opts.http_setup.append(binance_setup)  # the Binance USDⓈ-M gateway (docs/binance.md)
     if store not in ("durable", "fast", "off"):
         raise typer.BadParameter("store must be durable, fast or off", param_hint="--store")
     if store != "off":
