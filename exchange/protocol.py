@@ -37,6 +37,7 @@ from exchange.core import commands as C
 from exchange.core import events as E
 from exchange.core.errors import MESSAGES, Code
 from exchange.core.instruments import Instrument
+from exchange.core.ladder import DECADES, MAX_BUCKETS
 from exchange.core.numbers import RATE_ONE
 from exchange.errors import StoreUnavailable
 from exchange.runtime import Runtime
@@ -234,6 +235,7 @@ PLAIN_RESULTS = (
     "openOrders.status",
     "account.status",
     "depth",
+    "market.liquidationLadder",
 )
 _PLAIN_HANDLERS: frozenset[Any] = frozenset()
 
@@ -1529,6 +1531,55 @@ async def _depth(s: Session, p: dict[str, Any]) -> Any:
         "asks": _levels(inst, asks),
         "ts": ex.now,
     }
+
+
+def ladder_json(inst: Instrument, v: Any, ts: int) -> dict[str, Any]:
+    def buckets(bs: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "low": units.ticks_to_str(inst, b.low),
+                "high": units.ticks_to_str(inst, b.high),
+                "qty": units.lots_to_str(inst, b.qty),
+                "positions": b.positions,
+            }
+            for b in bs
+        ]
+
+    return {
+        "symbol": v.symbol,
+        "mark": units.ticks_to_str(inst, v.mark),
+        "bucketSize": units.ticks_to_str(inst, v.bucket_ticks),
+        "longs": buckets(v.longs),
+        "shorts": buckets(v.shorts),
+        "longQty": units.lots_to_str(inst, v.long_qty),
+        "longPositions": v.long_positions,
+        "shortQty": units.lots_to_str(inst, v.short_qty),
+        "shortPositions": v.short_positions,
+        "ts": ts,
+    }
+
+
+@method(
+    "market.liquidationLadder",
+    "public",
+    required=SYMBOL,
+    optional={"buckets": v_int(1, MAX_BUCKETS), "bucketSize": v_decimal},
+)
+async def _liquidation_ladder(s: Session, p: dict[str, Any]) -> Any:
+    """Open interest by liquidation price around the mark: public and aggregated."""
+    inst = s.api.instrument(p["symbol"])
+    exponent = None
+    if "bucketSize" in p:
+        ticks = units.price_to_ticks(inst, p["bucketSize"], "bucketSize")
+        exponent = len(str(ticks)) - 1
+        if ticks != 10**exponent or exponent >= DECADES:
+            raise ProtocolError(
+                Code.INVALID_PARAMETER,
+                f"Parameter 'bucketSize' must be the tick size times 10^k, k in 0..{DECADES - 1}.",
+            )
+    ex = s.api.exchange
+    view = ex.liquidation_ladder(inst.symbol, p.get("buckets", 20), exponent)
+    return ladder_json(inst, view, ex.now)
 
 
 @method("time", "public")
