@@ -1604,6 +1604,7 @@ async def _ticker(s: Session, p: dict[str, Any]) -> Any:
     out["status"] = "HALTED" if mv.halted else "TRADING"
     out["bestBid"] = units.ticks_to_str(inst, mv.best_bid) if mv.best_bid else None
     out["bestAsk"] = units.ticks_to_str(inst, mv.best_ask) if mv.best_ask else None
+    out["insuranceFund"] = units.quanta_to_str(s.api.exchange.insurance_fund(inst.quote_asset))
     return out
 
 
