@@ -143,6 +143,9 @@ def serve(
         compression=compression,
         http_port=None if no_http or http_port == 0 else http_port,
     )
+    from exchange.web.app import setup as web_app
+
+    opts.http_setup.append(web_app)
     if store not in ("durable", "fast", "off"):
         raise typer.BadParameter("store must be durable, fast or off", param_hint="--store")
     if store != "off":

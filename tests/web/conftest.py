@@ -9,6 +9,7 @@ test-artefacts/web/ (gitignored).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,44 +64,20 @@ class Web:
         return self.stack.url
 
 
-async def start_http(stack: Any) -> tuple[Any, str]:
-    """The HTTP server with the web app's routes, beside the stack's WebSocket server."""
-    from exchange.web.app import setup
-
-    try:
-        from exchange.http import HttpConfig, HttpServer
-    except ImportError:  # TEMP until the HTTP foundation lands
-        from aiohttp import web as aw
-
-        app = aw.Application()
-        setup(app, stack)
-        runner = aw.AppRunner(app)
-        await runner.setup()
-        site = aw.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-        class _H:
-            async def stop(self) -> None:
-                await runner.cleanup()
-
-        return _H(), f"http://127.0.0.1:{port}"
-    http = HttpServer(stack, HttpConfig(host="127.0.0.1", port=0), setups=[setup])
-    await http.start()
-    return http, http.url
-
-
 @pytest.fixture
 async def web() -> AsyncIterator[Web]:
     need_chromium()
-    async with running_stack(instruments(), clock="realtime", tick_interval=None) as stack:
-        http, base = await start_http(stack)
-        try:
-            async with Probe(stack.url, S) as admin:
-                await admin.call("session.logon", adminToken=stack.admin_token)
-                yield Web(stack, base, admin)
-        finally:
-            await http.stop()
+    from exchange.web.app import setup
+
+    # stepped: engine time moves only with commands, so the crash scenarios are exact
+    async with (
+        running_stack(
+            instruments(), clock="stepped", start_ts=time.time_ns(), http_setup=[setup]
+        ) as stack,
+        Probe(stack.url, S) as admin,
+    ):
+        await admin.call("session.logon", adminToken=stack.admin_token)
+        yield Web(stack, stack.http_url, admin)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ SYM = "BTCUSDT"
 
 
 async def traders(web: Any, n: int, deposit: str = "1000000") -> list[Probe]:
-    accts = await fund_accounts(web.admin, n, deposit=deposit)
+    accts = await fund_accounts(web.admin, n, deposit=deposit, index=None)
     out = []
     for a in accts:
         p = Probe(web.ws_url, S)
@@ -28,6 +28,7 @@ async def token_for(web: Any, account: int, label: str = "") -> str:
 
 async def two_trade(web: Any) -> list[Probe]:
     """A maker quotes both sides; a taker trades twice."""
+    await web.admin.call("admin.setIndex", symbol=SYM, price="50000")
     mk, tk = await traders(web, 2)
     for k in range(1, 6):
         await mk.call("order.place", symbol=SYM, side="BUY", type="LIMIT", quantity="0.5",
@@ -39,20 +40,29 @@ async def two_trade(web: Any) -> list[Probe]:
     return [mk, tk]
 
 
-async def crash_setup(web: Any, longs: int = 12) -> tuple[Probe, list[Probe]]:
-    """A maker with a ladder of bids and many leveraged longs: an index crash then
-    liquidates them generation after generation (the mark follows the last trade)."""
-    await web.admin.call("admin.setIndex", symbol=SYM, price="50000")
+async def crash_setup(web: Any, longs: int = 14) -> tuple[Probe, list[Probe]]:
+    """Leveraged longs (20x..50x) over a thin ladder of bids, with the mark (Binance's
+    median) held above the index by a positive basis: an index crash then liquidates
+    the most leveraged, their fills drag the last price and so the mark down, which
+    liquidates the next ones — a cascade of several generations."""
+    admin = web.admin
+    await admin.call("admin.setIndex", symbol=SYM, price="50000")
     [mk] = await traders(web, 1, deposit="100000000")
     await mk.call("leverage.set", symbol=SYM, leverage=5)
-    await mk.call("order.place", symbol=SYM, side="SELL", type="LIMIT", quantity="5",
-                  price="50000", timeInForce="GTC")  # fmt: skip
+    await mk.call("order.place", symbol=SYM, side="SELL", type="LIMIT",
+                  quantity=f"{longs * 0.2 + 1:.3f}", price="50000", timeInForce="GTC")  # fmt: skip
+    for k in range(70):
+        await mk.call("order.place", symbol=SYM, side="BUY", type="LIMIT", quantity="0.02",
+                      price=str(49000 - 10 * k), timeInForce="GTC")  # fmt: skip
+    for j in range(30):  # the mid stands ~500 above the index: a positive basis
+        await admin.call("admin.setIndex", symbol=SYM, price="49000.1" if j % 2 else "49000")
     ls = await traders(web, longs, deposit="20000")
     for i, p in enumerate(ls):
-        await p.call("leverage.set", symbol=SYM, leverage=20 + 5 * (i % 6))
+        await p.call("leverage.set", symbol=SYM, leverage=(20, 25, 30, 35, 40, 45, 50)[i % 7])
         await p.call("order.place", symbol=SYM, side="BUY", type="MARKET", quantity="0.2")
-    # thin bids below: each liquidation's fills push the last price (so the mark) down
-    for k in range(60):
-        await mk.call("order.place", symbol=SYM, side="BUY", type="LIMIT", quantity="0.05",
-                      price=str(48200 - 20 * k), timeInForce="GTC")  # fmt: skip
+    await admin.call("admin.setIndex", symbol=SYM, price="49000")
     return mk, ls
+
+
+async def crash(web: Any) -> Any:
+    return await web.admin.call("admin.shockIndex", symbol=SYM, change="-0.01")

@@ -253,6 +253,10 @@ export class TradeScreen {
   }
 
   renderOrders() {
+    // rebuilt only when the orders changed, so what the user types into amend stays
+    const sig = JSON.stringify(this.orders);
+    if (sig === this.ordersSig) return;
+    this.ordersSig = sig;
     const body = $("#open-orders");
     clear(body);
     if (!this.orders.length) {
