@@ -24,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "store": "bench.store",  # journal and snapshots
     "mqtt": "bench.mqtt",  # the MQTT bridge
     "replay": "bench.replay",  # historical data players
+    "web": "bench.web",  # the web app in Chromium during a 10,000-position cascade
 }
 
 

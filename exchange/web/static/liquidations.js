@@ -4,7 +4,7 @@
 import { $, h, svg, clear, setText, RowPool, fmtTime, num } from "./dom.js";
 import { markDirty, noteSeq } from "./sched.js";
 
-const FEED_ROWS = 200; // shown; all are kept (up to KEEP) and counted
+const FEED_ROWS = 100; // shown; all are kept (up to KEEP) and counted
 const KEEP = 200000;
 const NODES_PER_GEN = 40;
 const MAX_EDGES = 600;
@@ -110,35 +110,72 @@ export class LiquidationScreen {
     const c = this.cascades.get(this.selected);
     const tree = $("#cascade-tree");
     const summary = $("#cascade-summary");
-    clear(tree);
-    clear(summary);
     if (!c) {
+      clear(tree);
+      clear(summary);
       tree.append(h("p", { class: "empty", text: "No cascade yet: liquidations will appear here as a tree." }));
       return;
     }
+    this.renderSummary(c, summary);
+    // the nodes on screen change only while a generation has fewer than NODES_PER_GEN:
+    // after that only the counts change, and only they are patched
+    const key = `${c.id}|${c.gens.map((g) => Math.min(g.length, NODES_PER_GEN)).join(",")}`;
+    if (key === this.treeKey) {
+      c.gens.forEach((nodes, g) => {
+        const row = this.genRows[g];
+        setText(row.label, `gen ${g} (${nodes.length})`);
+        setText(row.more, nodes.length > NODES_PER_GEN ? `+${nodes.length - NODES_PER_GEN} more` : "");
+      });
+    } else {
+      this.treeKey = key;
+      this.buildTree(c, tree);
+    }
+    const now = performance.now();
+    const pathKey = `${c.id}|${c.summary ? "end" : c.marks.length}`;
+    if (pathKey !== this.pathKey && (c.summary || !this.pathAt || now - this.pathAt > 3000)) {
+      this.pathKey = pathKey;
+      this.pathAt = now;
+      this.renderPath(c);
+    }
+  }
+
+  renderSummary(c, summary) {
     const s = c.summary;
-    const kv = (k, v) => h("div", {}, h("span", { class: "k", text: k }), h("span", { class: "v", text: v }));
-    summary.append(
-      kv("Cascade", `#${c.id}${s ? "" : " (running)"}`),
-      kv("Liquidations", s ? s.liquidations : c.nodes.size),
-      kv("Generations", s ? s.generations : c.gens.length),
-      kv("Volume", s ? s.volume : "…"),
-      kv("Mark path", s && s.pricePath.length ? `${s.pricePath[0]} → ${s.pricePath[s.pricePath.length - 1]}` : c.marks.length ? `${c.marks[0]} → ${c.marks[c.marks.length - 1]}` : "–"),
-      kv("Insurance fund", s ? `${s.insuranceBefore} → ${s.insuranceAfter}` : "…"),
-      kv("ADL", s ? s.adlCount : "…"),
-    );
+    const path = s ? s.pricePath : c.marks;
+    const items = [
+      ["Cascade", `#${c.id}${s ? "" : " (running)"}`],
+      ["Liquidations", s ? s.liquidations : c.nodes.size],
+      ["Generations", s ? s.generations : c.gens.length],
+      ["Volume", s ? s.volume : "…"],
+      ["Mark path", path.length ? `${path[0]} → ${path[path.length - 1]}` : "–"],
+      ["Insurance fund", s ? `${s.insuranceBefore} → ${s.insuranceAfter}` : "…"],
+      ["ADL", s ? s.adlCount : "…"],
+    ];
+    if (summary.children.length !== items.length) {
+      clear(summary);
+      for (const [k] of items) summary.append(h("div", {}, h("span", { class: "k", text: k }), h("span", { class: "v" })));
+    }
+    items.forEach(([, v], i) => setText(summary.children[i].lastChild, v));
     setText($("#cascade-info"), s && s.truncated ? "summary truncated" : "");
+  }
+
+  buildTree(c, tree) {
+    clear(tree);
+    this.genRows = [];
     const shown = new Map(); // liquidation id → node element
     c.gens.forEach((nodes, g) => {
-      const row = h("div", { class: "gen" }, h("span", { class: "gen-label", text: `gen ${g} (${nodes.length})` }));
+      const label = h("span", { class: "gen-label", text: `gen ${g} (${nodes.length})` });
+      const more = h("span", { class: "more", text: nodes.length > NODES_PER_GEN ? `+${nodes.length - NODES_PER_GEN} more` : "" });
+      const row = h("div", { class: "gen" }, label);
       for (const n of nodes.slice(0, NODES_PER_GEN)) {
         const el = h("span", { class: `node ${n.side}`, title: `liquidation ${n.id}: ${n.side} ${n.qty} at mark ${n.mark}`, text: `${n.side === "LONG" ? "L" : "S"} ${n.qty} @${n.mark}` });
         el.dataset.id = n.id;
         row.append(el);
         shown.set(n.id, el);
       }
-      if (nodes.length > NODES_PER_GEN) row.append(h("span", { class: "more", text: `+${nodes.length - NODES_PER_GEN} more` }));
+      row.append(more);
       tree.append(row);
+      this.genRows.push({ label, more });
     });
     // edges parent → child between the nodes on screen, once laid out
     const edges = svg("svg", { class: "edges", width: tree.scrollWidth, height: tree.scrollHeight });
@@ -157,13 +194,12 @@ export class LiquidationScreen {
     tree.prepend(edges);
     tree.dataset.generations = String(c.gens.length);
     tree.dataset.edges = String(count);
-    this.renderPath(c);
   }
 
   renderPath(c) {
     const Plotly = window.Plotly;
     const el = $("#cascade-path");
-    if (!Plotly || el.offsetParent === null) return;
+    if (!Plotly || this.app.tab !== "liquidations") return;
     const path = (c.summary ? c.summary.pricePath : c.marks).map(num);
     Plotly.react(el, [{ type: "scatter", mode: "lines+markers", x: path.map((_, i) => i), y: path,
       line: { color: "#f0b90b" }, marker: { size: 4 }, name: "trigger mark" }], {

@@ -164,7 +164,7 @@ export class MarketScreen {
     if (!Plotly) return;
     const s = this.series;
     const el = $("#price-chart");
-    if (el.offsetParent === null) return; // hidden: draw when shown
+    if (this.app.tab !== "market") return; // hidden: drawn when shown (no forced layout)
     const line = (name, y, color, dash) => ({ type: "scatter", mode: "lines", name, x: s.t, y,
       line: { color, width: name === "mark" ? 2 : 1, dash }, connectgaps: true });
     Plotly.react(el, [

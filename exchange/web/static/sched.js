@@ -11,6 +11,8 @@ export const stats = {
   longestFrameMs: 0,
   lastRenderedSeq: 0, // the highest event seq the page has shown
   seenSeq: 0, // the highest event seq received
+  renderMs: 0, // total time spent rendering
+  slowest: {}, // view name → its longest render (ms)
 };
 
 export function noteSeq(seq) {
@@ -30,17 +32,21 @@ function frame() {
   const t0 = performance.now();
   last = t0;
   const seq = stats.seenSeq;
-  const jobs = [...dirty.values()];
+  const jobs = [...dirty];
   dirty.clear();
-  for (const fn of jobs) {
+  for (const [name, fn] of jobs) {
+    const t = performance.now();
     try {
       fn();
     } catch (e) {
       console.error("render failed", e);
     }
+    const ms = performance.now() - t;
+    if (ms > (stats.slowest[name] || 0)) stats.slowest[name] = Math.round(ms);
   }
   stats.lastRenderedSeq = Math.max(stats.lastRenderedSeq, seq);
   stats.frames++;
   const ms = performance.now() - t0;
+  stats.renderMs += ms;
   if (ms > stats.longestFrameMs) stats.longestFrameMs = ms;
 }
