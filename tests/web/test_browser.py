@@ -145,14 +145,18 @@ async def test_an_index_crash_shows_the_feed_the_cascade_tree_and_the_ladder(
 ) -> None:
     page = await open_page(browser, web, "/#liquidations")
     mk, longs = await crash_setup(web)
-    # before the crash: the ladder shows the longs' buckets below the mark
-    await until(page, "document.querySelectorAll('#ladder .row[data-positions]').length >= 3")
-    cells = await page.eval_on_selector_all(
-        "#ladder .row[data-positions]", "rows => rows.map(r => Number(r.dataset.positions))"
-    )
+    # before the crash: the ladder shows the longs' buckets below the mark (polled: wait
+    # for the poll after the last long opened)
     view = web.stack.exchange.liquidation_ladder(SYM, 15)
-    assert sum(cells) == sum(b.positions for b in view.longs + view.shorts)
-    assert view.long_positions == len(longs) and sum(cells) >= len(longs) - 2  # 15 buckets: ±1.5 %
+    want = sum(b.positions for b in view.longs + view.shorts)
+    assert view.long_positions == len(longs) and want >= len(longs) - 2  # 15 buckets: ±1.5 %
+    await until(
+        page,
+        "[...document.querySelectorAll('#ladder .row[data-positions]')]"
+        f".reduce((a, r) => a + Number(r.dataset.positions), 0) === {want}",
+    )
+    rows = await page.eval_on_selector_all("#ladder .row[data-positions]", "r => r.length")
+    assert rows >= 3
     await shoot(page, "ladder")
     await crash(web)
     await until(page, "Number(document.querySelector('#cascade-tree').dataset.generations) > 1")

@@ -12,7 +12,8 @@ export class ApiError extends Error {
 export class Conn {
   constructor(url) {
     this.url = url;
-    this.ws = null;
+    this.worker = null;
+    this.open = false;
     this.nextId = 1;
     this.pending = new Map();
     this.handlers = new Map(); // stream name → set of callbacks
@@ -34,39 +35,55 @@ export class Conn {
 
   connect() {
     this.setState("connecting");
-    const ws = new WebSocket(this.url);
-    this.ws = ws;
-    ws.onopen = async () => {
-      this.backoff = 500;
-      this.setState("open");
+    this.open = false;
+    if (!this.worker) {
+      // the socket itself lives in a worker that hands messages over in batches
+      this.worker = new Worker("/static/wsworker.js");
+      this.worker.onmessage = (ev) => this.fromWorker(ev.data);
+    }
+    this.worker.postMessage({ type: "connect", url: this.url });
+  }
+
+  async opened() {
+    this.open = true;
+    this.backoff = 500;
+    this.setState("open");
+    try {
+      if (this.token) await this.call("session.logon", { token: this.token });
+    } catch (e) {
+      this.token = null;
+      this.onLogonLost?.(e);
+    }
+    const names = [...this.streams].filter((s) => s !== "account" || this.token);
+    if (names.length) {
       try {
-        if (this.token) await this.call("session.logon", { token: this.token });
+        await this.call("subscribe", { streams: names });
       } catch (e) {
-        this.token = null;
-        this.onLogonLost?.(e);
+        console.warn("resubscribe failed", e);
       }
-      const names = [...this.streams].filter((s) => s !== "account" || this.token);
-      if (names.length) {
-        try {
-          await this.call("subscribe", { streams: names });
-        } catch (e) {
-          console.warn("resubscribe failed", e);
-        }
-      }
-      await this.onOpen();
-    };
-    ws.onmessage = (ev) => {
+    }
+    await this.onOpen();
+  }
+
+  closed() {
+    this.open = false;
+    for (const { reject } of this.pending.values()) reject(new ApiError(-1, "connection closed"));
+    this.pending.clear();
+    this.setState("reconnecting", `retry in ${(this.backoff / 1000).toFixed(1)} s`);
+    setTimeout(() => this.connect(), this.backoff);
+    this.backoff = Math.min(this.backoff * 2, 5000);
+  }
+
+  fromWorker(m) {
+    if (m.type === "batch") {
       const t = performance.now();
-      this.receive(ev.data);
+      for (const text of m.msgs) this.receive(text);
       this.handleMs += performance.now() - t;
-    };
-    ws.onclose = () => {
-      for (const { reject } of this.pending.values()) reject(new ApiError(-1, "connection closed"));
-      this.pending.clear();
-      this.setState("reconnecting", `retry in ${(this.backoff / 1000).toFixed(1)} s`);
-      setTimeout(() => this.connect(), this.backoff);
-      this.backoff = Math.min(this.backoff * 2, 5000);
-    };
+    } else if (m.type === "open") {
+      this.opened();
+    } else if (m.type === "close") {
+      this.closed();
+    }
   }
 
   receive(text) {
@@ -90,15 +107,13 @@ export class Conn {
   }
 
   call(method, params) {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
-      return Promise.reject(new ApiError(-1, "not connected"));
-    }
+    if (!this.open) return Promise.reject(new ApiError(-1, "not connected"));
     const id = this.nextId++;
     const body = { id, method };
     if (params && Object.keys(params).length) body.params = params;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.ws.send(JSON.stringify(body));
+      this.worker.postMessage({ type: "send", text: JSON.stringify(body) });
     });
   }
 

@@ -130,13 +130,8 @@ export class LiquidationScreen {
       this.treeKey = key;
       this.buildTree(c, tree);
     }
-    const now = performance.now();
-    const pathKey = `${c.id}|${c.summary ? "end" : c.marks.length}`;
-    if (pathKey !== this.pathKey && (c.summary || !this.pathAt || now - this.pathAt > 3000)) {
-      this.pathKey = pathKey;
-      this.pathAt = now;
-      this.renderPath(c);
-    }
+    // plotly redraws cost ~100+ ms: the mark path is drawn once the cascade has ended
+    if (c.summary && this.pathKey !== c.id) this.renderPath(c);
   }
 
   renderSummary(c, summary) {
@@ -200,6 +195,7 @@ export class LiquidationScreen {
     const Plotly = window.Plotly;
     const el = $("#cascade-path");
     if (!Plotly || this.app.tab !== "liquidations") return;
+    this.pathKey = c.id;
     const path = (c.summary ? c.summary.pricePath : c.marks).map(num);
     Plotly.react(el, [{ type: "scatter", mode: "lines+markers", x: path.map((_, i) => i), y: path,
       line: { color: "#f0b90b" }, marker: { size: 4 }, name: "trigger mark" }], {

@@ -1,7 +1,7 @@
 // The app: one WebSocket to the server's own origin, three screens, a symbol picker.
 import { Conn } from "./conn.js";
 import { $, h, clear, setText, fmtNum } from "./dom.js";
-import { stats } from "./sched.js";
+import { markDirty, stats } from "./sched.js";
 import { MarketScreen } from "./market.js";
 import { LiquidationScreen } from "./liquidations.js";
 import { TradeScreen } from "./trading.js";
@@ -98,7 +98,11 @@ class App {
     for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("active", a.dataset.tab === tab);
     // charts drawn while hidden have no size: draw them now
     if (tab === "market") this.market.chartDirty();
-    if (tab === "liquidations") this.liqs.pollLadder();
+    if (tab === "liquidations") {
+      this.liqs.pollLadder();
+      this.liqs.pathKey = this.liqs.treeKey = null; // drawn while hidden: no size
+      markDirty("tree", () => this.liqs.renderTree());
+    }
   }
 
   setStatus(status) {
