@@ -165,7 +165,9 @@ export class MarketScreen {
     const s = this.series;
     const el = $("#price-chart");
     if (this.app.tab !== "market") return; // hidden: drawn when shown (no forced layout)
-    const line = (name, y, color, dash) => ({ type: "scatter", mode: "lines", name, x: s.t, y,
+    // markers too while there are few points, so a quiet market still shows them
+    const mode = s.t.length < 200 ? "lines+markers" : "lines";
+    const line = (name, y, color, dash) => ({ type: "scatter", mode, name, x: s.t, y, marker: { size: 4, color },
       line: { color, width: name === "mark" ? 2 : 1, dash }, connectgaps: true });
     Plotly.react(el, [
       line("mark", s.mark, "#f0b90b"),
