@@ -25,6 +25,7 @@ REGISTRY: dict[str, str] = {
     "mqtt": "bench.mqtt",  # the MQTT bridge
     "replay": "bench.replay",  # historical data players
     "binance": "bench.binance",  # ccxt through the Binance gateway vs the native API
+    "web": "bench.web",  # the web app in Chromium during a 10,000-position cascade
 }
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .book import FILLED, SIDES, STATUS_NAMES, UNTRIGGERED, Order
 from .errors import Rejected
+from .ladder import LadderView, ladder_from
 from .numbers import RATE_ONE
 from .room import Room
 from .state import Seat
@@ -150,6 +151,17 @@ class Views(Room):
     def last_trade(self, symbol: str) -> tuple[int, int, int] | None:
         m = self.markets[symbol]
         return (m.last, m.last_qty, m.last_ts) if m.last else None
+
+    def liquidation_ladder(
+        self, symbol: str, buckets: int = 20, exponent: int | None = None
+    ) -> LadderView:
+        """Open interest by liquidation price around the mark (see `ladder`). The
+        first call per symbol builds the aggregates, O(N); then O(buckets)."""
+        m = self.markets[symbol]
+        if m.monitor.ladder is None:
+            seats = m.sides[0] | m.sides[1]
+            m.monitor.ladder = ladder_from(m.monitor.keys, lambda a: seats[a].qty)
+        return m.monitor.ladder.view(symbol, m.mark, buckets, exponent)
 
     def market_view(self, symbol: str) -> MarketView:
         m = self.markets[symbol]
