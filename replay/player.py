@@ -79,6 +79,7 @@ __all__ = [
     "Player",
     "SyntheticBook",
     "Stepper",
+    "UnknownSymbol",
     "play",
     "play_async",
 ]
@@ -87,9 +88,25 @@ REPLAY_ACCOUNT = 2_000_000_000
 """The replay-liquidity account: mirrored book levels and recorded taker flow."""
 
 USDT = 10**8
+
+
+class UnknownSymbol(ValueError):
+    """A recorded symbol maps to no instrument (`PlayerConfig.unknown_symbols="error"`)."""
+
+    def __init__(self, recorded: str, exchange: str, instruments: Iterable[str]) -> None:
+        self.recorded = recorded
+        known = ", ".join(sorted(instruments))
+        super().__init__(
+            f"symbol {recorded!r} ({exchange}) is not an instrument ({known}): map it with "
+            f"--symbol (symbol= / PlayerConfig.symbols), e.g. --symbol BTCUSDT, or add it "
+            f"with --instruments FILE.toml"
+        )
+
+
 BID, ASK = 0, 1
 _KLINE_RANK = {"index": 1, "mark": 2, "trade": 3}
 _KLINE_RANK_MARK = {"mark": 1, "index": 2, "trade": 3}
+_BOOK_RANK = 5  # the recorded book's mid: the index of last resort (book-only data)
 _NO_RANK = 99
 _PPM = 1_000_000
 
@@ -126,6 +143,10 @@ class PlayerConfig:
     leverage: int = 1  # the replay account's leverage on every symbol
     funding_clock: bool = True  # AdvanceClock at each funding boundary crossed
     synthetic: SyntheticBook | None = None  # quotes around the index where no book is recorded
+    # a recorded symbol that maps to no instrument: "error" raises UnknownSymbol (what the
+    # CLI and `replay.backtest` use: a replay of nothing is never what was meant), "skip"
+    # counts it in `stats.unknown_symbol` (multi-venue files where only some symbols matter)
+    unknown_symbols: Literal["skip", "error"] = "skip"
 
 
 @dataclass
@@ -203,7 +224,10 @@ class _Mirror:
         asks: Iterable[tuple[Decimal, Decimal]],
         ts: int,
         out: list[C.Command],
+        index: bool = False,
     ) -> None:
+        """Apply a recorded book message. With `index`, the recorded mid also drives the
+        index (book-only data has no better reference price): O(levels) per message."""
         units = self.s.units
         changed: tuple[set[int], set[int]] = (set(), set())
         if snapshot:
@@ -228,7 +252,16 @@ class _Mirror:
                     rec[price] = lots
                     tgt[t] = tgt.get(t, 0) + lots
                 ch.add(t)
-        self.reconcile(changed, ts, out)
+        mark = None
+        if index:
+            bids_, asks_ = self.tgt
+            if bids_ and asks_:
+                mid = (max(bids_) + min(asks_)) // 2
+                p = self.p
+                p._index(self.s, _BOOK_RANK, mid, ts, out)
+                if self.s.index == mid:
+                    mark = mid
+        self.reconcile(changed, ts, out, mark=mark)
 
     def synthetic(self, index: int, ts: int, out: list[C.Command]) -> None:
         """Re-centre the synthetic book (`PlayerConfig.synthetic`) on a new index."""
@@ -428,6 +461,7 @@ class Player:
         self.fresh: dict[str, tuple[int, int]] = {}
         self.first_ts: int | None = None
         self.last_ts: int | None = None
+        self.step_ts = 0  # the replay time the last event belongs to, for stepping
         self._handlers: dict[type, Callable[[Any, _Sym, int], Sequence[C.Command]]] = {
             Ticker: self._ticker,
             Kline: self._kline,
@@ -508,7 +542,10 @@ class Player:
         """The commands that replay `ev` (possibly none)."""
         self._n += 1
         ts = ev.local_ts if self._by_local else ev.exchange_ts
-        if ts < self._start or ts >= self._end:
+        kline = type(ev) is Kline
+        # a window is [start, end) of what the data is about: for a bar, its open time
+        wts = ts - (ev.exchange_ts - ev.open_ts) if kline else ts  # type: ignore[attr-defined]
+        if wts < self._start or wts >= self._end:
             self._stats.out_of_window += 1
             return _NONE
         s = self._syms.get(ev.symbol, _MISSING)
@@ -516,12 +553,16 @@ class Player:
             s = self.symbol(ev.symbol)
             if s is not None:
                 self._next_funding = min(self._next_funding, self._following_boundary(ts - 1))
+            elif self.cfg.unknown_symbols == "error":
+                raise UnknownSymbol(ev.symbol, ev.exchange, self.ex.instruments)
         if s is None:
             self._stats.unknown_symbol += 1
             return _NONE
         if self.first_ts is None:
-            self.first_ts = ts
+            self.first_ts = wts
         self.last_ts = ts
+        # a bar's last command is at its last nanosecond: its step is the one it closes
+        self.step_ts = ts - 1 if kline else ts
         if self.fresh:
             self.fresh.clear()
         out = self._handlers[type(ev)](ev, s, ts)
@@ -631,7 +672,8 @@ class Player:
             self._stats.ignored += 1
             return _NONE
         out: list[C.Command] = []
-        s.mirror.apply(ev.snapshot, ev.bids, ev.asks, ts, out)
+        idx = self.cfg.index and s.rank >= _BOOK_RANK
+        s.mirror.apply(ev.snapshot, ev.bids, ev.asks, ts, out, index=idx)
         return out
 
     def _quote(self, ev: Quote, s: _Sym, ts: int) -> Sequence[C.Command]:
@@ -646,7 +688,7 @@ class Player:
         bids = [] if ev.bid_price is None else [(ev.bid_price, ev.bid_amount or Decimal(0))]
         asks = [] if ev.ask_price is None else [(ev.ask_price, ev.ask_amount or Decimal(0))]
         out: list[C.Command] = []
-        s.mirror.apply(True, bids, asks, ts, out)
+        s.mirror.apply(True, bids, asks, ts, out, index=self.cfg.index and s.rank >= _BOOK_RANK)
         return out
 
     def _funding(self, ev: FundingRate, s: _Sym, ts: int) -> Sequence[C.Command]:
@@ -709,6 +751,14 @@ class Stepper:
         self.bucket: int | None = None
         self.ts = 0  # latest replay time seen
 
+    def end(self) -> int:
+        """When the open step closes: its end, the first instant of the next step (with
+        `step_ns=1`, the step's own timestamp). Everything in the step happened before."""
+        assert self.bucket is not None
+        if self.step_ns == 1:
+            return self.bucket
+        return (self.bucket + 1) * self.step_ns
+
     def crosses(self, ts: int) -> bool:
         """True when `ts` starts a new step (the open one must close first)."""
         b = ts // self.step_ns
@@ -768,7 +818,7 @@ def play(
     def at(ts: int) -> None:
         assert stepper is not None
         if stepper.crosses(ts):
-            close(stepper.ts)
+            close(stepper.end())
             stepper.bucket = ts // stepper.step_ns
         if ts > stepper.ts:
             stepper.ts = ts
@@ -801,13 +851,13 @@ def play(
         last = player.last_ts
         if last is not None:
             if stepper is not None:
-                at(last)
+                at(player.step_ts)
             if last >= pop_next:
                 apply(player.due(last))
                 assert population is not None
                 pop_next = population.next_ts
     if stepper is not None and stepper.bucket is not None:
-        close(stepper.ts)
+        close(stepper.end())
     return player
 
 
@@ -889,7 +939,7 @@ async def play_async(
     async def at(ts: int) -> None:
         nonlocal t0, wall0
         if stepper.crosses(ts):
-            await close(stepper.ts)
+            await close(stepper.end())
             stepper.bucket = ts // stepper.step_ns
         if ts > stepper.ts:
             stepper.ts = ts
@@ -914,7 +964,7 @@ async def play_async(
                 i = j
         last = player.last_ts
         if last is not None:
-            await at(last)
+            await at(player.step_ts)
             if population is not None and last >= population.next_ts:
                 await run(player.due(last))
         if n % yield_every == 0:
@@ -922,7 +972,7 @@ async def play_async(
                 progress(player, stepper.step)
             await asyncio.sleep(0)
     if stepper.bucket is not None:
-        await close(stepper.ts)
+        await close(stepper.end())
     if lockstep is not None:
         lockstep.finish(market_info(ex))
     return player

@@ -276,8 +276,8 @@ def test_backtest_and_replay_commands(tmp_path: Path) -> None:
         ],  # fmt: skip
     )
     assert res.exit_code == 0, res.output
-    # 30 bars of a minute: steps at every minute, the last one when the last bar ends
-    assert "report:" in res.output and "31 steps" in res.output
+    # 30 bars of a minute: one step per bar, closing when its bar ends
+    assert "report:" in res.output and "30 steps" in res.output
     assert " 0 fills" not in res.output
     for name in REPORT_FILES:
         assert (out / name).exists(), name
