@@ -47,6 +47,7 @@ __all__ = [
     "parse_duration",
     "parse_time",
     "run_session",
+    "session_player_config",
 ]
 
 _DUR = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9,
@@ -161,6 +162,8 @@ class SessionOptions:
     linger: float = 0.0  # seconds to keep serving after the replay ends (-1: until stopped)
     progress: bool = True
     count_limit_bytes: int = 64 * 2**20
+    unknown_symbols: str = "error"  # a recorded symbol that is no instrument (PlayerConfig)
+    keep_events: bool = False  # keep every core event in the result (identity tests)
 
 
 @dataclass
@@ -175,10 +178,14 @@ class SessionResult:
     lockstep: dict[str, Any] | None = None
     report_incomplete: bool = False
     state_hash: str = ""
+    events: list[Any] | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
-def _player_config(opts: SessionOptions) -> PlayerConfig:
+def session_player_config(opts: SessionOptions) -> PlayerConfig:
+    """The player's configuration for a session (the lockstep's and the in-process one's)."""
     return PlayerConfig(
+        unknown_symbols=opts.unknown_symbols,
         default_symbol=opts.symbol,
         clock="local" if opts.by == "local" else "exchange",
         reference="mark" if opts.reference == "mark" else "index",
@@ -286,10 +293,13 @@ async def run_session(
         sample_ns=opts.sample_ns,
     )
     sub = runtime.subscribe("report", maxsize=1_000_000, policy="close")
+    kept: list[Any] | None = [] if opts.keep_events else None
 
     async def consume() -> None:
         async for batch in sub:
             recorder.record(batch)
+            if kept is not None:
+                kept.extend(batch)
 
     consumer = asyncio.create_task(consume(), name="margincall-report")
     result_strategy: StrategyRun | None = None
@@ -337,7 +347,7 @@ async def run_session(
             player = await play_async(
                 runtime,
                 events,
-                _player_config(opts),
+                session_player_config(opts),
                 population=population,
                 pacing=Pacing(opts.speed),
                 lockstep=lock,
@@ -360,7 +370,9 @@ async def run_session(
             lockstep=lock.stats() if lock else None,
             report_incomplete=sub.overflowed,
             state_hash=ex.state_hash(),
+            events=kept,
         )
+        result.warnings = recorder.warnings(strat_account, player)
         if opts.report is not None:
             meta = {
                 "data": " ".join(Path(p).name for p in opts.data),

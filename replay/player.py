@@ -462,6 +462,7 @@ class Player:
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.step_ts = 0  # the replay time the last event belongs to, for stepping
+        self.done = False  # an event at or after the window's end was seen: stop reading
         self._handlers: dict[type, Callable[[Any, _Sym, int], Sequence[C.Command]]] = {
             Ticker: self._ticker,
             Kline: self._kline,
@@ -547,6 +548,8 @@ class Player:
         wts = ts - (ev.exchange_ts - ev.open_ts) if kline else ts  # type: ignore[attr-defined]
         if wts < self._start or wts >= self._end:
             self._stats.out_of_window += 1
+            if wts >= self._end:
+                self.done = True  # merged data is in time order: nothing after this is in
             return _NONE
         s = self._syms.get(ev.symbol, _MISSING)
         if s is _MISSING:
@@ -828,11 +831,15 @@ def play(
         for ev in events:
             for cmd in translate(ev):
                 handle(cmd)
+            if player.done:
+                break
         return player
     if stepper is None and sink is None:
         for ev in events:
             for cmd in translate(ev):
                 handle(cmd)
+            if player.done:
+                break
             last = player.last_ts
             if last is not None and last >= pop_next:
                 for cmd in player.due(last):
@@ -842,7 +849,10 @@ def play(
         return player
 
     for ev in events:
-        for cmd in translate(ev):
+        cmds = translate(ev)
+        if player.done:
+            break
+        for cmd in cmds:
             if stepper is not None:
                 at(cmd.ts)
             evs = handle(cmd)
@@ -952,6 +962,8 @@ async def play_async(
 
     for n, ev in enumerate(events, 1):
         cmds = translate(ev)
+        if player.done:
+            break
         if cmds:
             i = 0
             while i < len(cmds):

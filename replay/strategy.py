@@ -32,7 +32,16 @@ from typing import Any
 
 from clients.client import Client
 
-__all__ = ["Step", "Strategy", "StrategyRun", "load_strategy", "run_strategy", "Hold", "Threshold"]
+__all__ = [
+    "Step",
+    "Strategy",
+    "StrategyRun",
+    "load_strategy",
+    "run_strategy",
+    "Hold",
+    "Threshold",
+    "MovingAverageCross",
+]
 
 
 @dataclass(frozen=True)
@@ -122,13 +131,15 @@ async def run_strategy(
         strategy.client = client
         assert client.account is not None
         strategy.account = client.account
-        info = await client.request("replay.register")
+        # on_start before registering: the replay waits for the registration, so what
+        # on_start does comes before the replay's first command, every time
         try:
             await strategy.on_start()
         except Exception as e:  # a strategy bug must not hang the replay
             run.errors.append(f"on_start: {type(e).__name__}: {e}")
             if stop_on_error:
                 raise
+        info = await client.request("replay.register")
         while True:
             if info["done"]:
                 break
@@ -217,3 +228,60 @@ class Threshold(Strategy):
                 )
             self.long = False
             self.anchor = mark
+
+
+class MovingAverageCross(Strategy):
+    """Always in the market: long `qty` while the mean of the last `fast` step marks is
+    above the mean of the last `slow`, short `qty` while below (market orders, `leverage`).
+    The benchmark's strategy (`python -m bench backtest`: 20/60, 0.2 BTC, 10×)."""
+
+    def __init__(
+        self,
+        symbol: str = "BTCUSDT",
+        fast: str = "20",
+        slow: str = "60",
+        qty: str = "0.2",
+        leverage: str = "10",
+    ) -> None:
+        self.symbol = symbol
+        self.fast = int(fast)
+        self.slow = int(slow)
+        if not 0 < self.fast < self.slow:
+            raise ValueError(f"need 0 < fast < slow, got fast={fast} slow={slow}")
+        self.qty = Decimal(qty)
+        self.leverage = int(leverage)
+        self.marks: list[Decimal] = []
+        self.fast_sum = Decimal(0)
+        self.slow_sum = Decimal(0)
+        self.held = Decimal(0)  # signed, from the orders' executed quantities
+        self.trades = 0
+
+    async def on_start(self) -> None:
+        await self.client.set_leverage(self.symbol, self.leverage)
+
+    async def on_step(self, step: Step) -> None:
+        mark = step.mark(self.symbol)
+        if mark is None:
+            return
+        marks = self.marks
+        marks.append(mark)
+        self.fast_sum += mark
+        self.slow_sum += mark
+        n = len(marks)
+        if n > self.fast:
+            self.fast_sum -= marks[n - 1 - self.fast]
+        if n > self.slow:
+            self.slow_sum -= marks[n - 1 - self.slow]
+            del marks[0]
+        if n < self.slow:
+            return
+        # fast mean > slow mean, without dividing: fast_sum * slow > slow_sum * fast
+        want = self.qty if self.fast_sum * self.slow > self.slow_sum * self.fast else -self.qty
+        delta = want - self.held
+        if not delta:
+            return
+        side = "BUY" if delta > 0 else "SELL"
+        res = await self.client.place_order(self.symbol, side, abs(delta))
+        done = Decimal(res["executedQty"])
+        self.held += done if delta > 0 else -done
+        self.trades += 1

@@ -43,7 +43,8 @@ def test_a_window_selects_bars_by_open_time(tmp_path: Path) -> None:
     p = play(ex, read(f, symbol=SYM), cfg, step_ns=MIN, on_step=on_step)
     # bars opening 12:28, 12:29, 12:30 — not the one opening 12:27 (which ends at start),
     # and not the one opening at the end
-    assert p.stats.out_of_window == 7
+    # 2 before the window, and the first at its end, after which reading stops
+    assert p.stats.out_of_window == 3 and p.stats.events == 6
     assert p.first_ts == T0 + 2 * MIN
     assert seen == [T0 + 3 * MIN, T0 + 4 * MIN, T0 + 5 * MIN]
 
