@@ -207,7 +207,7 @@ class _Mirror:
     filled there.
     """
 
-    __slots__ = ("p", "s", "rec", "tgt", "orders", "sweep_mark")
+    __slots__ = ("p", "s", "rec", "tgt", "orders", "sweep_mark", "synth")
 
     def __init__(self, player: Player, s: _Sym) -> None:
         self.p = player
@@ -216,6 +216,7 @@ class _Mirror:
         self.tgt: tuple[dict[int, int], dict[int, int]] = ({}, {})
         self.orders: tuple[Any, Any] = (SortedDict(), SortedDict())  # tick → client id
         self.sweep_mark = 0
+        self.synth = False  # synthetic quotes rest in the book (withdrawn for a real one)
 
     def apply(
         self,
@@ -230,6 +231,10 @@ class _Mirror:
         index (book-only data has no better reference price): O(levels) per message."""
         units = self.s.units
         changed: tuple[set[int], set[int]] = (set(), set())
+        if self.synth:  # a recorded book takes over from the synthetic quotes
+            p = self.p
+            p.emit(C.ReplaceBook(ts=ts, account=p.cfg.account, symbol=self.s.symbol), out)
+            self.synth = False
         if snapshot:
             for side in (BID, ASK):
                 changed[side].update(self.tgt[side])
@@ -264,15 +269,15 @@ class _Mirror:
         self.reconcile(changed, ts, out, mark=mark)
 
     def synthetic(self, index: int, ts: int, out: list[C.Command]) -> None:
-        """Re-centre the synthetic book (`PlayerConfig.synthetic`) on a new index."""
+        """Re-centre the synthetic book (`PlayerConfig.synthetic`) on a new index: one
+        `ReplaceBook` command (the core withdraws the previous quotes and rests these)."""
         syn = self.p.cfg.synthetic
         assert syn is not None
-        changed: tuple[set[int], set[int]] = (set(), set())
-        lots = self.s.units.lots(syn.qty)
-        for side in (BID, ASK):
-            changed[side].update(self.tgt[side])
-            changed[side].update(self.orders[side])
-            self.tgt[side].clear()
+        inst = self.s.inst
+        lots = min(self.s.units.lots(syn.qty), inst.max_qty)
+        lv = self.s.lv
+        bids: list[tuple[int, int]] = []
+        asks: list[tuple[int, int]] = []
         prev_bid, prev_ask = index, index
         for k in range(syn.levels):
             d = syn.spread_ppm // 2 + k * syn.step_ppm
@@ -281,11 +286,21 @@ class _Mirror:
             if ask <= bid:
                 ask = bid + 1
             prev_bid, prev_ask = bid, ask
-            for side, t in ((BID, bid), (ASK, ask)):
-                if t > 0:
-                    self.tgt[side][t] = self.tgt[side].get(t, 0) + lots
-                    changed[side].add(t)
-        self.reconcile(changed, ts, out, mark=index)
+            for side, t in ((bids, bid), (asks, ask)):
+                if inst.min_price <= t <= inst.max_price and t * lots * lv >= inst.min_notional:
+                    side.append((t, lots))
+        if lots < inst.min_qty:
+            bids, asks = [], []
+        self.synth = True
+        p = self.p
+        p._stats.levels_placed += len(bids) + len(asks)
+        p.emit(
+            C.ReplaceBook(
+                ts=ts, account=p.cfg.account, symbol=self.s.symbol, bids=tuple(bids),
+                asks=tuple(asks),
+            ),
+            out,
+        )  # fmt: skip
 
     def _band(self, mark: int | None = None) -> tuple[int, int]:
         ex = self.p.ex

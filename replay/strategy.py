@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from clients.client import Client
@@ -36,6 +39,7 @@ __all__ = [
     "Step",
     "Strategy",
     "StrategyRun",
+    "StrategyLoadError",
     "load_strategy",
     "run_strategy",
     "Hold",
@@ -100,22 +104,66 @@ class StrategyRun:
     done: bool = False
 
 
+class StrategyLoadError(ValueError):
+    """A strategy spec that cannot be loaded; the message is one line saying why."""
+
+
 def load_strategy(spec: str, params: dict[str, str] | None = None) -> Strategy:
-    """`module:Class` (optionally with keyword arguments) → an instance."""
-    mod_name, sep, cls_name = spec.partition(":")
+    """`module:Class` or `path/to/file.py:Class` (optionally with keyword arguments) → an
+    instance. The working directory is importable (a strategy next to you just works);
+    every failure is a `StrategyLoadError` with one clear line."""
+    mod_name, sep, cls_name = spec.rpartition(":")
     if not sep or not mod_name or not cls_name:
-        raise ValueError(f"strategy must be 'module:Class', not {spec!r}")
-    mod = importlib.import_module(mod_name)
+        raise StrategyLoadError(f"strategy must be 'module:Class' or 'file.py:Class', not {spec!r}")
+    try:
+        if mod_name.endswith(".py"):
+            mod = _load_file(mod_name)
+        else:
+            cwd = os.getcwd()
+            if cwd not in sys.path and "" not in sys.path:
+                sys.path.insert(0, cwd)
+            mod = importlib.import_module(mod_name)
+    except StrategyLoadError:
+        raise
+    except ImportError as e:
+        raise StrategyLoadError(f"cannot import strategy module {mod_name!r}: {e}") from None
+    except Exception as e:
+        raise StrategyLoadError(
+            f"strategy module {mod_name!r} failed to import: {type(e).__name__}: {e}"
+        ) from None
     cls = getattr(mod, cls_name, None)
     if cls is None:
-        raise ValueError(f"{mod_name} has no {cls_name}")
-    obj = cls(**(params or {}))
+        raise StrategyLoadError(f"{mod_name} has no {cls_name}")
+    try:
+        obj = cls(**(params or {}))
+    except Exception as e:
+        raise StrategyLoadError(f"{spec}({_kw(params)}) failed: {type(e).__name__}: {e}") from None
     for hook in ("on_start", "on_step", "on_finish"):
         if hook != "on_step" and not hasattr(obj, hook):
             continue
         if not asyncio.iscoroutinefunction(getattr(obj, hook, None)):
-            raise ValueError(f"{spec}.{hook} must be an async method")
+            raise StrategyLoadError(f"{spec}.{hook} must be an async method")
     return obj  # type: ignore[no-any-return]
+
+
+def _kw(params: dict[str, str] | None) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in (params or {}).items())
+
+
+def _load_file(path: str) -> Any:
+    import importlib.util
+
+    p = Path(path)
+    if not p.is_file():
+        raise StrategyLoadError(f"no strategy file {path!r}")
+    name = f"_margincall_strategy_{p.stem}"
+    spec = importlib.util.spec_from_file_location(name, p)
+    if spec is None or spec.loader is None:
+        raise StrategyLoadError(f"cannot load {path!r} as Python")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # so dataclasses and pickling inside it work
+    spec.loader.exec_module(mod)
+    return mod
 
 
 async def run_strategy(

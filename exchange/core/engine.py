@@ -52,6 +52,7 @@ from .instruments import Instrument
 from .margin import is_liquidatable, liquidation_tick
 from .monitor import MarginMonitor
 from .numbers import RATE_ONE, ceil_div
+from .synthetic import replace_book
 from .views import AccountView, BalanceView, MarketView, OrderView, PositionView
 
 FUND = 0  # the insurance fund's account id
@@ -295,6 +296,7 @@ class Exchange:
             C.HaltSymbol: self._halt,
             C.ResumeSymbol: self._resume,
             C.AddInstrument: self._add_instrument_cmd,
+            C.ReplaceBook: self._replace_book,
         }
 
     # ------------------------------------------------------------------ entry point
@@ -1097,6 +1099,9 @@ class Exchange:
         if o is None or o.account != acct.id or o.symbol != m.inst.symbol:
             raise Rejected(Code.UNKNOWN_ORDER)
         return o
+
+    def _replace_book(self, cmd: C.ReplaceBook) -> None:
+        replace_book(self, cmd, Rejected)  # synthetic.py: quotes replaced in one command
 
     def _cancel(self, cmd: C.CancelOrder) -> None:
         m = self._market(cmd.symbol)
