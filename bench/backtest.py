@@ -56,6 +56,7 @@ def _options(data: Path, bars: int) -> Any:
         trades=True,
         progress=False,
         port=0,
+        only_symbols=["BTCUSDT"],
     )
     if bars:
         opts.end_ns = _first_open(data) + bars * 60 * 10**9

@@ -89,16 +89,26 @@ def build_instruments(
     mark_method: str | None = None,
     max_open_orders: int | None = None,
     funding: bool = True,
+    symbols: list[str] | None = None,
 ) -> list[Instrument]:
     """The instruments for a replay exchange: the file's (default: the shipped ones), with
     the mark method replaced, the per-account open-order limit raised to at least
     `max_open_orders` (the replay account holds one order per mirrored level), and, with
     `funding=False`, interest rate and clamp 0 (funding then only pays the premium, which is
-    0 without a book)."""
+    0 without a book); with `symbols`, only those (an unknown one is an error)."""
     from exchange.config import load_instruments
 
     out = []
-    for inst in load_instruments(path):
+    insts = load_instruments(path)
+    if symbols is not None:
+        known = {i.symbol for i in insts}
+        missing = [s for s in symbols if s not in known]
+        if missing:
+            raise ValueError(
+                f"no instrument {', '.join(missing)} (known: {', '.join(sorted(known))})"
+            )
+        insts = [i for i in insts if i.symbol in symbols]
+    for inst in insts:
         changes: dict[str, Any] = {}
         if mark_method is not None:
             changes["mark_method"] = mark_method
@@ -164,6 +174,8 @@ class SessionOptions:
     count_limit_bytes: int = 64 * 2**20
     unknown_symbols: str = "error"  # a recorded symbol that is no instrument (PlayerConfig)
     keep_events: bool = False  # keep every core event in the result (identity tests)
+    # list only these instruments (every command then looks at fewer markets); None: all
+    only_symbols: list[str] | None = None
 
 
 @dataclass
@@ -266,6 +278,7 @@ async def run_session(
         mark_method=opts.mark_method,
         max_open_orders=opts.max_open_orders,
         funding=opts.funding,
+        symbols=opts.only_symbols,
     )
     ex = Exchange(instruments)
     sopts = ServeOptions(

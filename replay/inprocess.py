@@ -197,6 +197,7 @@ async def run_inprocess(
             mark_method=opts.mark_method,
             max_open_orders=opts.max_open_orders,
             funding=opts.funding,
+            symbols=opts.only_symbols,
         )
     )
     population = Population(opts.population) if opts.population is not None else None

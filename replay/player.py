@@ -115,14 +115,18 @@ _PPM = 1_000_000
 class SyntheticBook:
     """Liquidity for data without a book (OHLCV, tickers): at every index update the replay
     account quotes `levels` levels a side around the index, the best ones `spread_ppm`
-    apart (millionths of the index), then every `step_ppm`, `qty` (base asset) each. They
-    are mirrored levels like recorded ones (same rule: consumed by fills until the next
-    re-centring). Used only for a symbol that has no recorded book or quote."""
+    apart (millionths of the index), then every `step_ppm`, `qty` (base asset) each, as one
+    `ReplaceBook` command (consumed by fills until the next re-centring). Used only for a
+    symbol that has no recorded book or quote. With `per_bar` (the default), bar data
+    re-centres once a bar, at its close, not at each point of the walk through it: the
+    book is replaced once per step, which is what a bar is (ticker and trade data re-centre
+    at every index change)."""
 
     levels: int = 3
     spread_ppm: int = 200  # 2 bp between the best bid and the best ask
     step_ppm: int = 500
     qty: Decimal = Decimal("5")
+    per_bar: bool = True
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,7 @@ class PlayerStats:
 
 
 class _Sym:
-    __slots__ = ("symbol", "inst", "units", "rank", "index", "book_src", "mirror", "lv")
+    __slots__ = ("symbol", "inst", "units", "rank", "index", "book_src", "mirror", "lv", "quoted")
 
     def __init__(self, player: Player, symbol: str) -> None:
         self.symbol = symbol
@@ -183,6 +187,7 @@ class _Sym:
         self.units = Units(self.inst)
         self.rank = _NO_RANK  # best index source seen so far
         self.index = 0  # last index sent (ticks)
+        self.quoted = 0  # the index the synthetic book was last centred on
         self.book_src: type | None = None  # BookUpdate or Quote: the first seen wins
         self.mirror = _Mirror(player, self)
         self.lv = self.inst.lot_value
@@ -596,16 +601,24 @@ class Player:
         st.taker_skipped = self._nskip
         return st
 
-    def _index(self, s: _Sym, rank: int, ticks: int, ts: int, out: list[C.Command]) -> None:
+    def _index(
+        self, s: _Sym, rank: int, ticks: int, ts: int, out: list[C.Command], quote: bool = True
+    ) -> None:
         if rank > s.rank:
             return
         s.rank = rank
         if ticks == s.index or ticks <= 0:
+            # the walk ended where it was: the close still re-centres the book (per_bar)
+            syn = quote and self.cfg.synthetic is not None
+            if syn and s.quoted != s.index and s.book_src is None and s.index > 0:
+                s.quoted = s.index
+                s.mirror.synthetic(s.index, ts, out)
             return
         s.index = ticks
         self._stats.index_updates += 1
         self.emit(C.SetIndexPrice(ts=ts, symbol=s.symbol, price=ticks), out)
-        if self.cfg.synthetic is not None and s.book_src is None:
+        if quote and self.cfg.synthetic is not None and s.book_src is None:
+            s.quoted = ticks
             s.mirror.synthetic(ticks, ts, out)
 
     def _ticker(self, ev: Ticker, s: _Sym, ts: int) -> Sequence[C.Command]:
@@ -628,8 +641,11 @@ class Player:
         iv = ev.exchange_ts - ev.open_ts
         t0 = ts - iv
         out: list[C.Command] = []
-        for t, price in ((t0, o), (t0 + iv // 3, first), (t0 + 2 * iv // 3, second), (ts - 1, c)):
-            self._index(s, rank, price, t, out)
+        syn = self.cfg.synthetic
+        walk = syn is None or not syn.per_bar  # quote at every point, or only at the close
+        for t, price in ((t0, o), (t0 + iv // 3, first), (t0 + 2 * iv // 3, second)):
+            self._index(s, rank, price, t, out, walk)
+        self._index(s, rank, c, ts - 1, out)
         return out
 
     def _trade(self, ev: Trade, s: _Sym, ts: int) -> Sequence[C.Command]:

@@ -192,6 +192,15 @@ class BacktestResult:
 
     # -- helpers
 
+    def _curve(self, a: int | None) -> list[tuple[int, int, int, int]]:
+        """(ts, equity, wallet, uPnL) of account `a`, one per time (the last sample wins:
+        the final sample may repeat the last step's time)."""
+        rows: dict[int, tuple[int, int, int, int]] = {}
+        for t, acct, eq, wallet, upnl in self.recorder.equity:
+            if acct == a:
+                rows[t] = (t, eq, wallet, upnl)
+        return list(rows.values())
+
     def _inst(self, sym: str) -> Any:
         return self.recorder.instruments[sym]
 
@@ -270,12 +279,12 @@ class BacktestResult:
 
     def equity(self, account: int | None = None) -> pd.DataFrame:
         a = self.account if account is None else account
-        rows = [r for r in self.recorder.equity if r[1] == a]
+        rows = self._curve(a)
         df = _pd().DataFrame(
             {
-                "equity": [r[2] / Q for r in rows],
-                "wallet": [r[3] / Q for r in rows],
-                "unrealized_pnl": [r[4] / Q for r in rows],
+                "equity": [r[1] / Q for r in rows],
+                "wallet": [r[2] / Q for r in rows],
+                "unrealized_pnl": [r[3] / Q for r in rows],
             },
             index=_times([r[0] for r in rows]),
         )
@@ -375,7 +384,7 @@ class BacktestResult:
         a = self.account if account is None else account
         if a is None:
             raise ValueError("no strategy account in this run: stats() needs a subject")
-        curve = [(t, eq) for t, acct, eq, _, _ in rec.equity if acct == a]
+        curve = [(t, eq) for t, eq, _, _ in self._curve(a)]
         exposure = 0
         open_since: dict[str, int] = {}
         for r in rec.positions:
