@@ -769,6 +769,19 @@ def _kv_table(d: Mapping[str, Any]) -> str:
     return f"<table>{rows}</table>"
 
 
+def _plotly_charts(rec: Recorder) -> str | None:
+    """The interactive plotly charts (replay.charts), or None when plotly is absent."""
+    try:
+        import pandas  # noqa: F401
+        import plotly  # noqa: F401
+    except ImportError:
+        return None
+    from replay.charts import figures
+    from replay.charts import html as charts_html
+
+    return charts_html(figures(rec))
+
+
 def _html(summary: Mapping[str, Any], rec: Recorder, title: str) -> str:
     parts = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
@@ -798,14 +811,18 @@ def _html(summary: Mapping[str, Any], rec: Recorder, title: str) -> str:
             f"{m['first_mark']} → {m['last_mark']}</div>"
         )
     parts.append(f'<div class="cards">{"".join(cards)}</div>')
-    if rec.subjects:
-        parts.append("<h2>Equity</h2>" + _equity_chart(rec))
-    for sym in sorted({r[1] for r in rec.prices}):
-        parts.append(f"<h2>{html.escape(sym)}</h2>" + _price_chart(rec, sym))
-    parts.append("<h2>Cascades</h2>" + _cascade_chart(rec))
-    pop = _population_chart(summary)
-    if pop:
-        parts.append("<h2>Population</h2>" + pop)
+    interactive = _plotly_charts(rec)
+    if interactive is not None:
+        parts.append(interactive)
+    else:  # without plotly (the [analysis] extra): the static SVG charts
+        if rec.subjects:
+            parts.append("<h2>Equity</h2>" + _equity_chart(rec))
+        for sym in sorted({r[1] for r in rec.prices}):
+            parts.append(f"<h2>{html.escape(sym)}</h2>" + _price_chart(rec, sym))
+        parts.append("<h2>Cascades</h2>" + _cascade_chart(rec))
+        pop = _population_chart(summary)
+        if pop:
+            parts.append("<h2>Population</h2>" + pop)
     parts.append("<h2>Statistics</h2>")
     for a, s in summary["subjects"].items():
         parts.append(f"<h3>Account {a}</h3>" + _kv_table(s))

@@ -96,3 +96,10 @@ def test_dataframes_and_stats_of_an_in_process_run(tmp_path: Path) -> None:
     assert st["trades"] == len(res.trades()) and st["fees"] > 0
     assert st["total_return"] == pytest.approx(eq["equity"].iloc[-1] / 10_000 - 1)
     assert 0 < st["exposure"] <= 1
+    figs = res.plot()  # the report's charts, for a notebook
+    titles = [f.layout.title.text for f in figs]
+    assert "BTCUSDT: price, fills, liquidations" in titles
+    assert "account 1: equity and drawdown" in titles
+    price = figs[titles.index("BTCUSDT: price, fills, liquidations")]
+    names = {t.name for t in price.data}
+    assert {"mark", "buy fills", "sell fills", "liquidation price"} <= names
