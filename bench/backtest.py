@@ -108,6 +108,9 @@ def backtrader_run(data: Path, bars: int, fee: float) -> tuple[float, int, int]:
             self.orders = 0
 
         def next(self) -> None:
+            if bars and len(self.data) > bars:
+                self.env.runstop()  # the same first `bars` bars as margincall
+                return
             want = 0.2 if self.fast[0] > self.slow[0] else -0.2
             if self.position.size != want:
                 self.order_target_size(target=want)
@@ -134,7 +137,7 @@ def backtrader_run(data: Path, bars: int, fee: float) -> tuple[float, int, int]:
     cerebro.broker.setcommission(commission=fee, leverage=10.0)
     cerebro.broker.set_shortcash(False)
     (strat,) = cerebro.run(runonce=False)
-    n = len(strat.data)
+    n = min(len(strat.data), bars) if bars else len(strat.data)
     return time.perf_counter() - t, n, strat.orders
 
 
