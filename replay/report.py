@@ -75,6 +75,10 @@ class Recorder:
     first_ts: int | None = None
     last_ts: int = 0
     insurance: list[tuple[int, int]] = field(default_factory=list)
+    # orders of watched accounts: accepted, and expired for want of liquidity
+    orders: list[tuple[Any, ...]] = field(default_factory=list)
+    no_liquidity: dict[int, int] = field(default_factory=dict)
+    adl: list[E.PositionAutoDeleveraged] = field(default_factory=list)
     _next_sample: int | None = None
 
     def _watched(self, account: int) -> bool:
@@ -109,6 +113,15 @@ class Recorder:
             elif t is E.FundsWithdrawn:
                 a = ev.account  # type: ignore[attr-defined]
                 self.deposits[a] = self.deposits.get(a, 0) - ev.amount  # type: ignore[attr-defined]
+            elif t is E.OrderAccepted:
+                if self.subjects and ev.account in self.subjects:  # type: ignore[attr-defined]
+                    self.orders.append(_order_row(ev))  # type: ignore[arg-type]
+            elif t is E.OrderExpired:
+                a = ev.account  # type: ignore[attr-defined]
+                if ev.reason == "NO_LIQUIDITY" and self._watched(a):  # type: ignore[attr-defined]
+                    self.no_liquidity[a] = self.no_liquidity.get(a, 0) + 1
+            elif t is E.PositionAutoDeleveraged:
+                self.adl.append(ev)  # type: ignore[arg-type]
 
     def _fill(self, ev: E.OrderFilled) -> None:
         taker, maker = ev.taker_account, ev.maker_account
@@ -133,6 +146,23 @@ class Recorder:
                 )
             )
 
+    def warnings(self, account: int | None, player: Any = None) -> list[str]:
+        """What a user must be told about a run that looks fine but is not (empty books)."""
+        out = []
+        for a in sorted(self.subjects if account is None else {account}):
+            n = self.no_liquidity.get(a, 0)
+            if n:
+                out.append(
+                    f"{n} order{'s' if n != 1 else ''} of account {a} found an empty book "
+                    f"(expired NO_LIQUIDITY): the data has no book; quote synthetic liquidity "
+                    f"(--synthetic LEVELS,SPREAD_BPS,STEP_BPS,QTY) or replay a book"
+                )
+            elif any(o[1] == a for o in self.orders) and not any(f[1] == a for f in self.fills):
+                out.append(f"account {a} placed orders but none filled")
+        if player is not None and player.stats.unknown_symbol:
+            out.append(f"{player.stats.unknown_symbol} events of unknown symbols were skipped")
+        return out
+
     def sample(self, ts: int, ex: Exchange, force: bool = False) -> None:
         """Sample prices and equity if `sample_ns` of replay time passed since the last one."""
         if self.first_ts is None:
@@ -156,6 +186,11 @@ class Recorder:
             upnl = sum(p.unrealized_pnl for p in av.positions)
             self.equity.append((ts, a, wallet + margin + upnl, wallet, upnl))
         self.insurance.append((ts, ex.insurance_fund("USDT")))
+
+
+def _order_row(ev: E.OrderAccepted) -> tuple[Any, ...]:
+    return (ev.ts, ev.account, ev.symbol, ev.order_id, ev.client_id, ev.side, ev.type,
+            ev.time_in_force, ev.price, ev.qty, ev.stop_price, ev.reduce_only)  # fmt: skip
 
 
 def _position_row(ev: E.PositionChanged) -> tuple[Any, ...]:
@@ -734,6 +769,19 @@ def _kv_table(d: Mapping[str, Any]) -> str:
     return f"<table>{rows}</table>"
 
 
+def _plotly_charts(rec: Recorder) -> str | None:
+    """The interactive plotly charts (replay.charts), or None when plotly is absent."""
+    try:
+        import pandas  # noqa: F401
+        import plotly  # noqa: F401
+    except ImportError:
+        return None
+    from replay.charts import figures
+    from replay.charts import html as charts_html
+
+    return charts_html(figures(rec))
+
+
 def _html(summary: Mapping[str, Any], rec: Recorder, title: str) -> str:
     parts = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
@@ -763,14 +811,18 @@ def _html(summary: Mapping[str, Any], rec: Recorder, title: str) -> str:
             f"{m['first_mark']} → {m['last_mark']}</div>"
         )
     parts.append(f'<div class="cards">{"".join(cards)}</div>')
-    if rec.subjects:
-        parts.append("<h2>Equity</h2>" + _equity_chart(rec))
-    for sym in sorted({r[1] for r in rec.prices}):
-        parts.append(f"<h2>{html.escape(sym)}</h2>" + _price_chart(rec, sym))
-    parts.append("<h2>Cascades</h2>" + _cascade_chart(rec))
-    pop = _population_chart(summary)
-    if pop:
-        parts.append("<h2>Population</h2>" + pop)
+    interactive = _plotly_charts(rec)
+    if interactive is not None:
+        parts.append(interactive)
+    else:  # without plotly (the [analysis] extra): the static SVG charts
+        if rec.subjects:
+            parts.append("<h2>Equity</h2>" + _equity_chart(rec))
+        for sym in sorted({r[1] for r in rec.prices}):
+            parts.append(f"<h2>{html.escape(sym)}</h2>" + _price_chart(rec, sym))
+        parts.append("<h2>Cascades</h2>" + _cascade_chart(rec))
+        pop = _population_chart(summary)
+        if pop:
+            parts.append("<h2>Population</h2>" + pop)
     parts.append("<h2>Statistics</h2>")
     for a, s in summary["subjects"].items():
         parts.append(f"<h3>Account {a}</h3>" + _kv_table(s))

@@ -54,6 +54,7 @@ from .orders import Orders
 from .positions import Positions
 from .state import FUND, MAX_AMOUNT, Account, Cascade, Market, Seat, band_edge
 from .stops import Stops
+from .synthetic import replace_book
 from .views import Views
 
 __all__ = [
@@ -129,6 +130,7 @@ class Exchange(
             C.HaltSymbol: self._halt,
             C.ResumeSymbol: self._resume,
             C.AddInstrument: self._add_instrument_cmd,
+            C.ReplaceBook: self._replace_book,
         }
 
     def handle(self, cmd: C.Command) -> list[E.Event]:
@@ -324,6 +326,9 @@ class Exchange(
 
     def _advance_clock(self, cmd: C.AdvanceClock) -> None:
         self._emit(E.ClockAdvanced)
+
+    def _replace_book(self, cmd: C.ReplaceBook) -> None:
+        replace_book(self, cmd, Rejected)  # synthetic.py: quotes replaced in one command
 
     def _halt(self, cmd: C.HaltSymbol) -> None:
         m = self._market(cmd.symbol)
