@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from replay.report import Recorder
+from replay.recorder import Recorder
 
 __all__ = ["figures", "html"]
 

@@ -27,7 +27,6 @@ from exchange.core.numbers import MONEY_DECIMALS
 if TYPE_CHECKING:
     import pandas as pd
 
-    from replay.inprocess import InprocessRun
 
 __all__ = ["BacktestResult", "Trade", "compute_stats", "round_trips", "YEAR_S"]
 
@@ -172,7 +171,7 @@ def compute_stats(
 class BacktestResult:
     """See the module docstring. `run` is the `replay.inprocess.InprocessRun`."""
 
-    def __init__(self, run: InprocessRun) -> None:
+    def __init__(self, run: Any) -> None:
         self.run = run
         self.recorder = run.recorder
         self.account = run.strategy_account
