@@ -51,7 +51,8 @@ from .errors import MESSAGES, Code
 from .instruments import Instrument
 from .margin import is_liquidatable, liquidation_tick
 from .monitor import MarginMonitor
-from .numbers import RATE_ONE, ceil_div
+from .numbers import RATE_ONE, ceil_div, money_text, rate_text, ticks_text
+from .premium import MarkBasis, clamp_to_band, funding_estimate, premium_sample
 from .views import AccountView, BalanceView, MarketView, OrderView, PositionView
 
 FUND = 0  # the insurance fund's account id
@@ -144,7 +145,6 @@ class Market:
         "premium_sum",
         "premium_n",
         "basis",
-        "basis_sum",
         "funding_rate",
         "monitor",
         "seats",
@@ -178,8 +178,7 @@ class Market:
         self.next_funding_ts = (now // iv + 1) * iv
         self.premium_sum = 0
         self.premium_n = 0
-        self.basis: deque[int] = deque()
-        self.basis_sum = 0
+        self.basis = MarkBasis(inst.basis_window, now)  # time-weighted inputs of the median
         self.funding_rate = inst.interest_rate
         self.monitor = MarginMonitor()
         self.seats: dict[int, Seat] = {}  # account -> seat with a position or orders
@@ -413,9 +412,12 @@ class Exchange:
         lo: int = 1,
         hi: int = MAX_AMOUNT,
         code: Code = Code.INVALID_PARAMETER,
+        unit: Callable[[int], str] = str,
     ) -> int:
+        """`value` if it is an integer in [lo, hi]; else a rejection naming the bounds in
+        `unit` (the asset's or the instrument's units, never raw quanta or ticks)."""
         if type(value) is not int or not lo <= value <= hi:
-            raise Rejected(code, f"{what} must be an integer in [{lo}, {hi}].")
+            raise Rejected(code, f"{what} must be in [{unit(lo)}, {unit(hi)}].")
         return value
 
     def _touch(self, seat: Seat) -> None:
@@ -1105,6 +1107,7 @@ class Exchange:
         if o.status not in (NEW, PARTIALLY_FILLED, UNTRIGGERED):
             raise Rejected(Code.UNKNOWN_ORDER, "The order is no longer open.")
         self._cancel_order(m, o, "USER")
+        self._observe_basis(m)
         self._flush(m)
 
     def _cancel_order(self, m: Market, o: Order, reason: str) -> None:
@@ -1124,6 +1127,7 @@ class Exchange:
         acct = self._account(cmd.account)
         for o in self._open_orders_of(acct.id, m.inst.symbol):
             self._cancel_order(m, o, "CANCEL_ALL")
+        self._observe_basis(m)
         self._flush(m)
 
     def _amend(self, cmd: C.AmendOrder) -> None:
@@ -1289,7 +1293,11 @@ class Exchange:
 
     def _set_index(self, cmd: C.SetIndexPrice) -> None:
         m = self._market(cmd.symbol)
-        price = self._int(cmd.price, "price", 1, m.inst.max_price, Code.PRICE_LESS_THAN_ZERO)
+        tick = m.inst.tick_size
+        price = self._int(
+            cmd.price, "price", 1, m.inst.max_price, Code.PRICE_LESS_THAN_ZERO,
+            unit=lambda t: ticks_text(t, tick),
+        )  # fmt: skip
         m.index = price
         self._sample_premium(m)
         self._emit(E.IndexPriceChanged, m.inst.symbol, price)
@@ -1297,23 +1305,18 @@ class Exchange:
 
     def _set_funding_rate(self, cmd: C.SetFundingRate) -> None:
         m = self._market(cmd.symbol)
-        rate = self._int(cmd.rate, "rate", -RATE_ONE // 10, RATE_ONE // 10)
+        rate = self._int(cmd.rate, "rate", -RATE_ONE // 10, RATE_ONE // 10, unit=rate_text)
         m.funding_override = m.funding_rate = rate
         self._emit(E.FundingRateSet, m.inst.symbol, rate, m.next_funding_ts)
         self._react(m)
 
     def _sample_premium(self, m: Market) -> None:
-        """Sample the premium index and the mid − index basis at an index update."""
-        idx = m.index
-        bb, ba = m.book.best_bid(), m.book.best_ask()
-        prem = 0
-        if bb is not None and bb > idx:
-            prem += (bb - idx) * RATE_ONE // idx
-        if ba is not None and ba < idx:
-            prem -= (idx - ba) * RATE_ONE // idx
+        """Sample the premium index (clamped to the mark band) at an index update and
+        re-estimate the funding rate from the interval's samples."""
+        inst = m.inst
+        prem = premium_sample(m.index, m.book.best_bid(), m.book.best_ask(), inst.mark_band)
         m.premium_sum += prem
         m.premium_n += 1
-        inst = m.inst
         avg = m.premium_sum // m.premium_n
         if m.funding_override is not None:
             m.funding_rate = m.funding_override
@@ -1321,12 +1324,12 @@ class Exchange:
             m.funding_rate = avg + max(
                 -inst.funding_clamp, min(inst.funding_clamp, inst.interest_rate - avg)
             )
-        if bb is not None and ba is not None:
-            b = (bb + ba) // 2 - idx
-            m.basis.append(b)
-            m.basis_sum += b
-            if len(m.basis) > inst.basis_window:
-                m.basis_sum -= m.basis.popleft()
+
+    def _observe_basis(self, m: Market) -> None:
+        """Tell the basis average what the book and index now stand at (call after every
+        change of either, before time moves on)."""
+        book = m.book
+        m.basis.observe(self.now, m.index, book.best_bid(), book.best_ask(), m.inst.mark_band)
 
     def _compute_mark(self, m: Market) -> int:
         method = m.inst.mark_method
@@ -1342,19 +1345,28 @@ class Exchange:
             return m.last or idx
         if idx <= 0:
             return m.last
-        iv = m.inst.funding_interval_ns
+        inst = m.inst
+        iv = inst.funding_interval_ns
         to_funding = max(0, m.next_funding_ts - self.now)
-        p1 = idx + idx * m.funding_rate * to_funding // (RATE_ONE * iv)
-        p2 = idx + (m.basis_sum // len(m.basis) if m.basis else 0)
+        # the funding term reads the premium time-weighted like the basis (an imposed
+        # rate as it is): one quote far off the index at one sample cannot move it
+        rate = m.funding_override
+        if rate is None:
+            rate = funding_estimate(
+                m.basis.premium.average(self.now), inst.interest_rate, inst.funding_clamp
+            )
+        p1 = idx + idx * rate * to_funding // (RATE_ONE * iv)
+        p2 = idx + m.basis.basis.average(self.now)
         p3 = m.last or idx
-        return sorted((p1, p2, p3))[1]
+        return clamp_to_band(sorted((p1, p2, p3))[1], idx, inst.mark_band)
 
     def _update_mark(self, m: Market) -> bool:
         method = m.inst.mark_method
+        self._observe_basis(m)
         if method != "mid":
             # only these inputs can move an index, last or median mark
             key = (
-                (m.index, m.last, self.now, m.basis_sum, m.funding_rate)
+                (m.index, m.last, self.now, *m.basis.key(self.now), m.funding_rate)
                 if method == "median"
                 else (m.index, m.last, 0, 0, 0)
             )
@@ -1832,7 +1844,7 @@ class Exchange:
     def _deposit(self, cmd: C.Deposit) -> None:
         acct = self._account(cmd.account)
         asset = self._asset(cmd.asset)
-        amount = self._int(cmd.amount, "amount")
+        amount = self._int(cmd.amount, "amount", unit=lambda q: money_text(q, asset))
         self._credit(acct, asset, amount)
         self.deposited[asset] = self.deposited.get(asset, 0) + amount
         self._emit(E.FundsDeposited, acct.id, asset, amount)
@@ -1841,7 +1853,7 @@ class Exchange:
     def _withdraw(self, cmd: C.Withdraw) -> None:
         acct = self._account(cmd.account)
         asset = self._asset(cmd.asset)
-        amount = self._int(cmd.amount, "amount")
+        amount = self._int(cmd.amount, "amount", unit=lambda q: money_text(q, asset))
         if amount > acct.available.get(asset, 0):
             raise Rejected(Code.BALANCE_INSUFFICIENT)
         self._credit(acct, asset, -amount)
@@ -1934,7 +1946,8 @@ class Exchange:
             removable = seat.margin + min(0, upnl) - im
             if -amount > removable:
                 raise Rejected(
-                    Code.MARGIN_CANNOT_BE_REMOVED, f"At most {max(0, removable)} can be removed."
+                    Code.MARGIN_CANNOT_BE_REMOVED,
+                    f"At most {money_text(max(0, removable), quote)} can be removed.",
                 )
         acct.available[quote] -= amount
         seat.margin += amount
@@ -2234,7 +2247,7 @@ class Exchange:
                         m.next_funding_ts,
                         m.premium_sum,
                         m.premium_n,
-                        tuple(m.basis),
+                        m.basis.state(),
                         m.funding_rate,
                         m.funding_override,
                         m.book.seq,
@@ -2298,6 +2311,7 @@ class Exchange:
         for sym, m in self.markets.items():
             m.book._check()
             m.monitor._check()
+            m.basis._check()
             resting = {o.oid for side in m.book.l3() for o in side}
             open_book = {
                 o.oid
