@@ -417,6 +417,8 @@ class Exchange:
         """`value` if it is an integer in [lo, hi]; else a rejection naming the bounds in
         `unit` (the asset's or the instrument's units, never raw quanta or ticks)."""
         if type(value) is not int or not lo <= value <= hi:
+            if unit is str:  # a count or an id: an integer
+                raise Rejected(code, f"{what} must be an integer in [{lo}, {hi}].")
             raise Rejected(code, f"{what} must be in [{unit(lo)}, {unit(hi)}].")
         return value
 
@@ -1326,8 +1328,11 @@ class Exchange:
             )
 
     def _observe_basis(self, m: Market) -> None:
-        """Tell the basis average what the book and index now stand at (call after every
-        change of either, before time moves on)."""
+        """Tell the median's time-weighted inputs what the book and index now stand at
+        (call after every change of either, before time moves on). Only a median mark
+        reads them, so other marks skip the work."""
+        if m.inst.mark_method != "median":
+            return
         book = m.book
         m.basis.observe(self.now, m.index, book.best_bid(), book.best_ask(), m.inst.mark_band)
 
