@@ -483,6 +483,14 @@ class Player:
 
     # ------------------------------------------------------------------ translation
 
+    def replay_account(self) -> int:
+        """The account the replayed market trades from (the population's counterparty)."""
+        return self.cfg.account
+
+    def indexed_symbol(self) -> str | None:
+        """The first replayed symbol that has had an index price, if any."""
+        return next((s.symbol for s in self._syms.values() if s is not None and s.index), None)
+
     def emit(self, cmd: C.Command, out: list[C.Command]) -> None:
         """Append `cmd`, preceded by an AdvanceClock for each funding boundary it passes."""
         if cmd.ts >= self._next_funding and self.cfg.funding_clock:

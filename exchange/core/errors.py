@@ -59,6 +59,10 @@ class Code(IntEnum):
     UNKNOWN_ACCOUNT = -9002
     INSTRUMENT_EXISTS = -9003
     STORE_UNAVAILABLE = -9004
+    HTTP_NOT_FOUND = -9404
+    HTTP_METHOD_NOT_ALLOWED = -9405
+    HTTP_BODY_TOO_LARGE = -9413
+    HTTP_BUSY = -9503
 
 
 MESSAGES: dict[Code, str] = {
@@ -109,4 +113,17 @@ MESSAGES: dict[Code, str] = {
     Code.UNKNOWN_ACCOUNT: "Unknown account.",
     Code.INSTRUMENT_EXISTS: "Instrument already exists.",
     Code.STORE_UNAVAILABLE: "The store cannot commit; request refused, nothing changed.",
+    Code.HTTP_NOT_FOUND: "No such path.",
+    Code.HTTP_METHOD_NOT_ALLOWED: "Method not allowed on this path.",
+    Code.HTTP_BODY_TOO_LARGE: "Request body too large.",
+    Code.HTTP_BUSY: "Too many connections; try again later.",
 }
+
+
+class Rejected(Exception):
+    """Raised during validation only; turned into one rejection event."""
+
+    def __init__(self, code: Code, detail: str = "") -> None:
+        super().__init__(code, detail)
+        self.code = code
+        self.msg = MESSAGES[code] + (f" {detail}" if detail else "")

@@ -71,6 +71,7 @@ from . import journal as J
 from . import projection as P
 from .codec import CodecError, from_jsonable, to_jsonable
 from .db import DEFAULT_DB_URL, Database
+from .recovery import RecoveryInfo, run_recovery
 from .tables import JOURNAL_TABLES, QUERY_TABLES, ApiKeyRow, SnapshotRow, StoreMeta
 
 log = logging.getLogger("margincall.store")
@@ -105,25 +106,6 @@ class StoreConfig:
             raise ValueError("keep_snapshots must be at least 1")
         if self.snapshot_method not in ("auto", "fork", "inline"):
             raise ValueError("snapshot_method must be auto, fork or inline")
-
-
-@dataclass
-class RecoveryInfo:
-    """What `recover` found and did."""
-
-    snapshot_idx: int | None = None  # journal index of the snapshot started from
-    snapshots_rejected: int = 0  # damaged or unreadable snapshots skipped
-    replayed: int = 0  # journal entries applied after it
-    last_idx: int = 0  # the journal index the state corresponds to
-    dropped: int = 0  # damaged-tail entries set aside
-    damage: str | None = None
-    state_hash: str = ""
-    event_seq: int = 0
-    verified_against_snapshot: bool = False  # a snapshot at last_idx had the same hash
-    projection_from_seq: int = 0  # query-table watermark before recovery
-    projected_events: int = 0
-    projection_rolled_back: int = 0  # orders rebuilt by a rollback
-    seconds: float = 0.0
 
 
 class _Job:
@@ -277,11 +259,11 @@ class Store:
         journal after it (blocking; call before the runtime starts). On an empty database
         this is `Exchange(instruments)`. A damaged journal tail is set aside and logged.
         The query tables are brought up to date with the recovered state."""
-        from .recovery import run_recovery
-
         self._create_tables()
         genesis = self._genesis(instruments)
-        exchange, info = run_recovery(self, genesis, exchange_kwargs)
+        exchange, info = run_recovery(
+            self._jdb, self._qdb, self.config.query_tables, genesis, exchange_kwargs
+        )
         self._next = info.last_idx + 1
         self._base = info.last_idx
         self._last_snap_idx = info.snapshot_idx or 0
