@@ -87,6 +87,8 @@ class Position(TypedDict, total=False):
     bankruptcyPrice: str
     isolatedMargin: str
     leverage: int
+    notional: str  # signed size × mark price
+    entryNotional: str  # signed size × entry price (the open cost)
     unrealizedProfit: str
     maintMargin: str
     marginRatio: str
@@ -732,6 +734,13 @@ class Client:
         """Move the index by a relative change: `"-0.10"` is a 10 % crash."""
         result: dict[str, Any] = await self.request(
             "admin.shockIndex", {"symbol": symbol, "change": dec(change)}
+        )
+        return result
+
+    async def set_funding_rate(self, symbol: str, rate: Num) -> dict[str, Any]:
+        """Impose the funding rate of the next funding time: `"0.0003"` is 0.03 %."""
+        result: dict[str, Any] = await self.request(
+            "admin.setFundingRate", {"symbol": symbol, "rate": dec(rate)}
         )
         return result
 

@@ -63,7 +63,7 @@ _FIELDS = {
     "min_qty", "max_qty", "market_max_qty", "min_notional", "band_up", "band_down",
     "max_open_orders", "maker_fee", "taker_fee", "max_leverage", "brackets", "mark_method",
     "funding_interval_hours", "interest_rate", "funding_clamp", "basis_window",
-    "default_leverage",
+    "mark_band", "default_leverage",
 }  # fmt: skip
 
 
@@ -171,7 +171,8 @@ def instrument_from_dict(raw: Any, where: str = "instrument") -> Instrument:
         funding_interval_ns=int(interval_h * NS_PER_HOUR),
         interest_rate=rate("interest_rate", "0.0001"),
         funding_clamp=rate("funding_clamp", "0.0005"),
-        basis_window=integer("basis_window", 60),
+        basis_window=integer("basis_window", 300),
+        mark_band=rate("mark_band", "0.05"),
         default_leverage=integer("default_leverage", min(20, integer("max_leverage"))),
     )
     problems = inst.check()

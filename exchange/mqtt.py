@@ -542,13 +542,16 @@ class MqttBridge:
         self._routes[stream] = route
         return route
 
-    def _ticker(self, symbol: str) -> Outgoing:
-        """Top of book and prices, the same JSON as the WebSocket `ticker` answer."""
+    def _ticker(self, symbol: str, now: int | None = None) -> Outgoing:
+        """Top of book and prices, the same JSON as the WebSocket `ticker` answer; `now`
+        (the clock's time, see `_seed`) instead of the engine's when given."""
         ex = self.runtime.exchange
         inst = ex.instruments[symbol]
         mv = ex.market_view(symbol)
+        ts = ex.now if now is None else now
+        funding = mv.next_funding_ts if now is None else self._next_funding(symbol, now)
         out = self.formatter.mark_data(
-            symbol, mv.mark, mv.index, mv.last, mv.funding_rate, mv.next_funding_ts, ex.now, 0
+            symbol, mv.mark, mv.index, mv.last, mv.funding_rate, funding, ts, 0
         )
         del out["seq"]
         out["type"] = "ticker"
@@ -578,15 +581,18 @@ class MqttBridge:
         ex = self.runtime.exchange
         fmt = self.formatter
         out: list[Outgoing] = []
+        # the clock's time, not the engine's: in realtime mode an engine that has handled
+        # no command yet is still at 0, and its first funding time is then in 1970
+        now = self.runtime.now()
         for symbol in list(symbols):
             if symbol not in ex.instruments:
                 continue
             mv = ex.market_view(symbol)
-            msgs = [self._ticker(symbol), self._depth(symbol)]
+            msgs = [self._ticker(symbol, now), self._depth(symbol)]
             if mv.mark:
                 data = fmt.mark_data(
-                    symbol, mv.mark, mv.index, mv.last, mv.funding_rate, mv.next_funding_ts,
-                    ex.now, 0,
+                    symbol, mv.mark, mv.index, mv.last, mv.funding_rate,
+                    self._next_funding(symbol, now), now, 0,
                 )  # fmt: skip
                 route = self._route("mark." + symbol)
                 msgs.append(Outgoing(route[0], encode_plain(data), *route[1:]))
@@ -599,6 +605,16 @@ class MqttBridge:
                 self.retained[msg.topic] = msg
             out += msgs
         return out
+
+    def _next_funding(self, symbol: str, now: int) -> int:
+        """The funding time the engine will settle next, seen from `now`: its schedule
+        moved past `now` in whole intervals, as the engine moves it when time arrives."""
+        ex = self.runtime.exchange
+        nft = ex.market_view(symbol).next_funding_ts
+        if nft > now:
+            return nft
+        iv = ex.instruments[symbol].funding_interval_ns
+        return nft + ((now - nft) // iv + 1) * iv
 
     def held(self) -> int:
         """QoS 1 messages handed to paho and not yet acknowledged by the broker."""

@@ -359,7 +359,9 @@ def position_json(inst: Instrument, p: Any) -> dict[str, Any]:
         "bankruptcyPrice": units.ticks_to_str(inst, p.bankruptcy_price),
         "isolatedMargin": units.quanta_to_str(p.margin),
         "leverage": p.leverage,
-        "notional": units.quanta_to_str(p.cost),
+        # Binance's notional: signed size at the mark; the entry value is entryNotional
+        "notional": units.quanta_to_str(p.qty * p.mark * inst.lot_value),
+        "entryNotional": units.quanta_to_str(p.cost),
         "unrealizedProfit": units.quanta_to_str(p.unrealized_pnl),
         "maintMargin": units.quanta_to_str(p.maintenance_margin),
         "marginRatio": units.rate_to_str(p.margin_ratio),
@@ -824,7 +826,7 @@ class Formatter:
                     "symbol": ev.symbol,
                     "positionAmt": units.lots_to_str(inst, ev.qty),
                     "entryPrice": units.fraction_ticks_to_str(inst, entry),
-                    "notional": units.quanta_to_str(ev.cost),
+                    "entryNotional": units.quanta_to_str(ev.cost),
                     "isolatedMargin": units.quanta_to_str(ev.margin),
                     "leverage": ev.leverage,
                     "liquidationPrice": units.ticks_to_str(inst, ev.liquidation_price),
@@ -1902,6 +1904,15 @@ async def _admin_shock(s: Session, p: dict[str, Any]) -> Any:
         raise ProtocolError(Code.INVALID_PARAMETER, "The symbol has no index price to shock yet.")
     ticks = max(1, round(Fraction(index * (RATE_ONE + change), RATE_ONE)))
     await s.submit(C.SetIndexPrice(symbol=inst.symbol, price=ticks))
+    return _market_result(s, inst.symbol)
+
+
+@method("admin.setFundingRate", "admin", required={"symbol": v_symbol, "rate": v_decimal})
+async def _admin_set_funding_rate(s: Session, p: dict[str, Any]) -> Any:
+    """Impose the funding rate of the next funding time (journaled like every command)."""
+    inst = s.api.instrument(p["symbol"])
+    rate = units.rate_from_text(p["rate"], "rate")
+    await s.submit(C.SetFundingRate(symbol=inst.symbol, rate=rate))
     return _market_result(s, inst.symbol)
 
 

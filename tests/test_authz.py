@@ -43,6 +43,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "admin.withdraw": {"account": 1, "asset": "USDT", "amount": "1"},
     "admin.setIndex": {"symbol": SYM, "price": "1000"},
     "admin.shockIndex": {"symbol": SYM, "change": "-0.5"},
+    "admin.setFundingRate": {"symbol": SYM, "rate": "0.0001"},
     "admin.halt": {"symbol": SYM},
     "admin.resume": {"symbol": SYM},
     "admin.addInstrument": {"instrument": {"symbol": "EVILUSDT", "base_asset": "EVIL", "tick_size": "1",

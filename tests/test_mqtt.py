@@ -525,6 +525,27 @@ async def test_a_late_watcher_gets_mark_ticker_status_and_depth_without_trading(
             await p.close()
 
 
+async def test_realtime_seed_carries_the_clock_and_the_real_next_funding_time(
+    broker: Broker,
+) -> None:
+    """In realtime mode an engine that has handled no command is still at time 0 with its
+    first funding time in 1970: the retained ticker (and mark) built at bridge start must
+    carry the clock's time and the funding time the engine will really settle next."""
+    cfg = bridge_config(broker)
+    interval = 8 * 3600 * 10**9
+    async with running_stack(clock="realtime", tick_interval=None) as st:
+        assert st.exchange.now == 0  # nothing happened yet
+        before = time.time_ns()
+        async with MqttBridge(st.runtime, cfg) as bridge:
+            await asyncio.wait_for(bridge.connected.wait(), 5)
+            async with watching(broker, f"{cfg.base}/+/+") as late:
+                ticker = json.loads((await late.next(cfg.topic(SYM, "ticker"))).payload)
+        after = time.time_ns()
+        assert before <= ticker["ts"] <= after
+        nxt = ticker["nextFundingTs"]
+        assert nxt % interval == 0 and before < nxt <= after + interval
+
+
 async def test_retained_index_messages_are_ignored(broker: Broker) -> None:
     cfg = bridge_config(broker)
     feed = cfg.index_feed_topic

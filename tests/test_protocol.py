@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -231,3 +233,84 @@ def test_loads_answers_as_the_strict_decoder_does(text: str) -> None:
     assert got == want and type(got[1]) is type(want[1])
     if got[0] == "ok":
         assert json.dumps(got[1], default=str) == json.dumps(want[1], default=str)
+
+
+async def user(api: Api, adm: Session, deposit: str = "100000") -> Session:
+    acct = (await ask(adm, {"id": 2, "method": "admin.createAccount",
+                            "params": {"deposit": deposit}}, "admin.createAccount"))["result"]  # fmt: skip
+    s = Session(api)
+    s.account = acct["account"]  # (logon itself is tested over the wire)
+    return s
+
+
+async def long_one_btc(api: Api) -> tuple[Session, Session]:
+    """An admin and a user long 1 BTC at 50,000 (20×, the default) against another."""
+    adm = await admin(api)
+    buyer, seller = await user(api, adm), await user(api, adm)
+    await ask(adm, {"id": 3, "method": "admin.setIndex", "params": {"symbol": SYM, "price": "50000"}})  # fmt: skip
+    order = {"symbol": SYM, "type": "LIMIT", "quantity": "1", "price": "50000"}
+    await ask(seller, {"id": 4, "method": "order.place", "params": {**order, "side": "SELL"}}, "order.place")  # fmt: skip
+    await ask(buyer, {"id": 5, "method": "order.place", "params": {**order, "side": "BUY"}}, "order.place")  # fmt: skip
+    return adm, buyer
+
+
+async def test_the_margin_removal_limit_is_stated_in_the_quote_asset(api: Api) -> None:
+    _, s = await long_one_btc(api)
+    add = {"symbol": SYM, "amount": "300", "type": 1}
+    await ask(s, {"id": 6, "method": "position.margin", "params": add}, "position.margin")
+    too_much = {"id": 7, "method": "position.margin", "params": {**add, "amount": "100000", "type": 2}}  # fmt: skip
+    ans = await ask(s, too_much)
+    assert ans["error"]["code"] == -4051
+    msg = ans["error"]["msg"]
+    hit = re.search(r"At most ([0-9]+(?:\.[0-9]+)?) USDT can be removed\.", msg)
+    assert hit, msg
+    limit = Decimal(hit.group(1))
+    assert Decimal(250) < limit <= Decimal(300)  # the 300 added, less any loss at the mark
+    # the stated amount is exactly what can be removed: one quantum more is refused
+    over = {"id": 8, "method": "position.margin", "params": {**add, "amount": str(limit + Decimal("0.00000001")), "type": 2}}  # fmt: skip
+    assert (await ask(s, over))["error"]["code"] == -4051
+    ok = {"id": 9, "method": "position.margin", "params": {**add, "amount": str(limit), "type": 2}}
+    assert (await ask(s, ok, "position.margin"))["status"] == 200
+
+
+async def test_account_status_notional_is_size_times_mark_and_entry_notional_the_cost(
+    api: Api,
+) -> None:
+    adm, s = await long_one_btc(api)
+    await ask(adm, {"id": 6, "method": "admin.setIndex", "params": {"symbol": SYM, "price": "52000"}})  # fmt: skip
+    pos = (await ask(s, {"id": 7, "method": "account.status"}, "account.status"))["result"]["positions"][0]  # fmt: skip
+    assert Decimal(pos["positionAmt"]) == 1
+    assert Decimal(pos["entryNotional"]) == Decimal(50_000)
+    assert Decimal(pos["notional"]) == Decimal(pos["positionAmt"]) * Decimal(pos["markPrice"])
+    assert Decimal(pos["markPrice"]) != Decimal(50_000)  # so the two really differ
+    assert Decimal(pos["unrealizedProfit"]) == Decimal(pos["notional"]) - Decimal(pos["entryNotional"])  # fmt: skip
+
+
+async def test_admin_set_funding_rate(api: Api) -> None:
+    adm = await admin(api)
+    await ask(adm, {"id": 3, "method": "admin.setIndex", "params": {"symbol": SYM, "price": "50000"}})  # fmt: skip
+    req = {"id": 4, "method": "admin.setFundingRate", "params": {"symbol": SYM, "rate": "0.0003"}}
+    S.check_request(req)
+    ans = await ask(adm, req, "admin.setFundingRate")
+    assert ans["result"]["fundingRate"] == "0.00030000"
+    assert api.exchange.market_view(SYM).funding_rate == 30_000
+    ans = await ask(adm, {**req, "params": {"symbol": SYM, "rate": "-0.1"}}, "admin.setFundingRate")
+    assert ans["result"]["fundingRate"] == "-0.10000000"
+    user_session = await user(api, adm)
+    before = api.exchange.state_hash()
+    bad = [
+        ({"symbol": SYM, "rate": "0.5"}, -1130, "rate must be in [-0.1, 0.1]"),
+        ({"symbol": SYM, "rate": "0.000000001"}, -1111, "precision"),
+        ({"symbol": SYM, "rate": "1e-3"}, -1100, "rate"),
+        ({"symbol": SYM, "rate": True}, -1130, "rate"),
+        ({"symbol": SYM}, -1102, "rate"),
+        ({"symbol": "NOPE", "rate": "0.0001"}, -1121, ""),
+        ({"symbol": SYM, "rate": "0.0001", "extra": 1}, -1104, "extra"),
+    ]
+    for params, code, words in bad:
+        ans = await ask(adm, {"id": 5, "method": "admin.setFundingRate", "params": params})
+        assert ans["error"]["code"] == code, (params, ans)
+        assert words in ans["error"]["msg"], (params, ans)
+    ans = await ask(user_session, {**req, "id": 6})
+    assert ans["error"]["code"] == -2015  # admins only
+    assert api.exchange.state_hash() == before  # nothing refused changed anything

@@ -327,6 +327,16 @@ async def test_oversize_message_closes_1009_and_binary_frames_are_refused() -> N
         assert e.value.rcvd is not None and e.value.rcvd.code == 1009
 
 
+async def test_a_text_frame_of_invalid_utf8_closes_1007() -> None:
+    async with running_stack() as st, Probe(st.url, S) as other:
+        async with connect(st.url, compression=None) as ws:
+            await ws.send(b'{"id": 1, "method": "time", "x": "\xff\xfe"}', text=True)
+            with pytest.raises(ConnectionClosed) as e:
+                await ws.recv()
+            assert e.value.rcvd is not None and e.value.rcvd.code == 1007
+        assert "serverTime" in await other.call("time")  # other connections are unaffected
+
+
 async def test_max_connections_refuses_with_503() -> None:
     async with (
         running_stack(config=ServerConfig(max_connections=2)) as st,

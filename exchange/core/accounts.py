@@ -13,6 +13,7 @@ from typing import Any
 from . import commands as C
 from . import events as E
 from .errors import Code, Rejected
+from .numbers import money_text
 from .room import Room
 from .state import FUND, Account
 
@@ -48,7 +49,7 @@ class Accounts(Room):
     def _deposit(self, cmd: C.Deposit) -> None:
         acct = self._account(cmd.account)
         asset = self._asset(cmd.asset)
-        amount = self._int(cmd.amount, "amount")
+        amount = self._int(cmd.amount, "amount", unit=lambda q: money_text(q, asset))
         self._credit(acct, asset, amount)
         self.deposited[asset] = self.deposited.get(asset, 0) + amount
         self._emit(E.FundsDeposited, acct.id, asset, amount)
@@ -57,7 +58,7 @@ class Accounts(Room):
     def _withdraw(self, cmd: C.Withdraw) -> None:
         acct = self._account(cmd.account)
         asset = self._asset(cmd.asset)
-        amount = self._int(cmd.amount, "amount")
+        amount = self._int(cmd.amount, "amount", unit=lambda q: money_text(q, asset))
         if amount > acct.available.get(asset, 0):
             raise Rejected(Code.BALANCE_INSUFFICIENT)
         self._credit(acct, asset, -amount)

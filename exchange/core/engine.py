@@ -233,9 +233,14 @@ class Exchange(
         lo: int = 1,
         hi: int = MAX_AMOUNT,
         code: Code = Code.INVALID_PARAMETER,
+        unit: Callable[[int], str] = str,
     ) -> int:
+        """`value` if it is an integer in [lo, hi]; else a rejection naming the bounds in
+        `unit` (the asset's or the instrument's units, never raw quanta or ticks)."""
         if type(value) is not int or not lo <= value <= hi:
-            raise Rejected(code, f"{what} must be an integer in [{lo}, {hi}].")
+            if unit is str:  # a count or an id: an integer
+                raise Rejected(code, f"{what} must be an integer in [{lo}, {hi}].")
+            raise Rejected(code, f"{what} must be in [{unit(lo)}, {unit(hi)}].")
         return value
 
     def _flush(self, m: Market) -> None:
@@ -368,10 +373,12 @@ class Exchange(
 
     def _check(self) -> None:
         """Assert every invariant of the whole exchange, one structure at a time: books,
-        conditional orders, orders and reservations, positions, the monitors, money."""
+        conditional orders, orders and reservations, positions, the monitors, the mark's
+        inputs, money."""
         self._check_books()
         self._check_stops()
         self._check_orders()
         self._check_positions()
         self._check_monitor()
+        self._check_mark()
         self._check_accounts()

@@ -71,7 +71,8 @@ class Instrument:
     funding_interval_ns: int = 8 * 3600 * 10**9
     interest_rate: int = 10_000  # 0.01 % per interval
     funding_clamp: int = 50_000  # ±0.05 %
-    basis_window: int = 60  # samples in the moving average of (mid − index)
+    basis_window: int = 300  # seconds (one sample each) in the moving average of the basis
+    mark_band: int = 5_000_000  # the median mark and each basis sample stay within ±5 % of index
     default_leverage: int = 20
     _caps: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
@@ -98,7 +99,7 @@ class Instrument:
             "lot_value", "min_price", "max_price", "min_qty", "max_qty", "market_max_qty",
             "min_notional", "band_up", "band_down", "max_open_orders", "maker_fee", "taker_fee",
             "max_leverage", "funding_interval_ns", "interest_rate", "funding_clamp",
-            "basis_window", "default_leverage",
+            "basis_window", "mark_band", "default_leverage",
         )  # fmt: skip
         bad = [k for k in ints if type(getattr(self, k)) is not int]
         if bad:
@@ -152,6 +153,10 @@ class Instrument:
             errs.append("maker_fee: the rebate exceeds the taker fee")
         if self.mark_method not in MARK_METHODS:
             errs.append(f"mark_method: must be one of {', '.join(MARK_METHODS)}")
+        if not 0 < self.mark_band < RATE_ONE:
+            errs.append("mark_band: must be between 0 and 1")
+        if self.basis_window > 86_400:
+            errs.append("basis_window: at most 86400 seconds")
         if not 0 <= self.funding_clamp < RATE_ONE:
             errs.append("funding_clamp: must be between 0 and 1")
         if not 1 <= self.default_leverage <= self.max_leverage:

@@ -1,21 +1,26 @@
 """Mark and index prices, premium sampling and the funding rate.
 
 The index comes in by command (`SetIndexPrice`); each index update samples the premium
-index (the best bid above or best ask below the index, as a rate) and the mid − index
-basis. The mark is computed per instrument by its method:
+index (the best bid above or best ask below the index, as a rate, clamped to the
+instrument's `mark_band`) for the funding rate. The mark is computed per instrument by
+its method:
 
 * `index`: the index;
 * `last`: the last trade price (the index until there is one);
 * `mid`: the book's mid price (else last, else index);
 * `median`: the median of index × (1 + funding rate × time to funding / interval),
-  index + the moving average of the basis over `basis_window` samples, and last.
+  index + the time-weighted average of the mid − index basis over `basis_window`
+  per-second samples, and last, clamped to ±`mark_band` of the index. Its funding term
+  reads the premium time-weighted the same way (an imposed rate as it is); both inputs
+  live in `Market.basis` (`premium.MarkBasis`).
 
 Interface (what the rest of the exchange uses): `_set_index(cmd)` and
-`_set_funding_rate(cmd)` handle their commands; `_update_mark(m) -> bool` recomputes
+`_set_funding_rate(cmd)` handle their commands; `_observe_basis(m)` tells a median
+market's time-weighted inputs what the book and index now stand at (after every change
+of either); `_update_mark(m) -> bool` recomputes
 the mark and emits `MarkPriceChanged` when it moved; it is cheap when nothing it
 depends on changed (`Market.mark_key`). State (on `Market`): `index`, `mark`,
-`mark_key`, `premium_sum`, `premium_n`, `basis`, `basis_sum`, `funding_rate`,
-`funding_override`.
+`mark_key`, `premium_sum`, `premium_n`, `basis`, `funding_rate`, `funding_override`.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from __future__ import annotations
 from . import commands as C
 from . import events as E
 from .errors import Code
-from .numbers import RATE_ONE
+from .numbers import RATE_ONE, rate_text, ticks_text
+from .premium import clamp_to_band, funding_estimate, premium_sample
 from .room import Room
 from .state import Market
 
@@ -33,7 +39,11 @@ class MarkPrices(Room):
 
     def _set_index(self, cmd: C.SetIndexPrice) -> None:
         m = self._market(cmd.symbol)
-        price = self._int(cmd.price, "price", 1, m.inst.max_price, Code.PRICE_LESS_THAN_ZERO)
+        tick = m.inst.tick_size
+        price = self._int(
+            cmd.price, "price", 1, m.inst.max_price, Code.PRICE_LESS_THAN_ZERO,
+            unit=lambda t: ticks_text(t, tick),
+        )  # fmt: skip
         m.index = price
         self._sample_premium(m)
         self._emit(E.IndexPriceChanged, m.inst.symbol, price)
@@ -41,23 +51,18 @@ class MarkPrices(Room):
 
     def _set_funding_rate(self, cmd: C.SetFundingRate) -> None:
         m = self._market(cmd.symbol)
-        rate = self._int(cmd.rate, "rate", -RATE_ONE // 10, RATE_ONE // 10)
+        rate = self._int(cmd.rate, "rate", -RATE_ONE // 10, RATE_ONE // 10, unit=rate_text)
         m.funding_override = m.funding_rate = rate
         self._emit(E.FundingRateSet, m.inst.symbol, rate, m.next_funding_ts)
         self._react(m)
 
     def _sample_premium(self, m: Market) -> None:
-        """Sample the premium index and the mid − index basis at an index update."""
-        idx = m.index
-        bb, ba = m.book.best_bid(), m.book.best_ask()
-        prem = 0
-        if bb is not None and bb > idx:
-            prem += (bb - idx) * RATE_ONE // idx
-        if ba is not None and ba < idx:
-            prem -= (idx - ba) * RATE_ONE // idx
+        """Sample the premium index (clamped to the mark band) at an index update and
+        re-estimate the funding rate from the interval's samples."""
+        inst = m.inst
+        prem = premium_sample(m.index, m.book.best_bid(), m.book.best_ask(), inst.mark_band)
         m.premium_sum += prem
         m.premium_n += 1
-        inst = m.inst
         avg = m.premium_sum // m.premium_n
         if m.funding_override is not None:
             m.funding_rate = m.funding_override
@@ -65,12 +70,15 @@ class MarkPrices(Room):
             m.funding_rate = avg + max(
                 -inst.funding_clamp, min(inst.funding_clamp, inst.interest_rate - avg)
             )
-        if bb is not None and ba is not None:
-            b = (bb + ba) // 2 - idx
-            m.basis.append(b)
-            m.basis_sum += b
-            if len(m.basis) > inst.basis_window:
-                m.basis_sum -= m.basis.popleft()
+
+    def _observe_basis(self, m: Market) -> None:
+        """Tell the median's time-weighted inputs what the book and index now stand at
+        (call after every change of either, before time moves on). Only a median mark
+        reads them, so other marks skip the work."""
+        if m.inst.mark_method != "median":
+            return
+        book = m.book
+        m.basis.observe(self.now, m.index, book.best_bid(), book.best_ask(), m.inst.mark_band)
 
     def _compute_mark(self, m: Market) -> int:
         method = m.inst.mark_method
@@ -86,19 +94,28 @@ class MarkPrices(Room):
             return m.last or idx
         if idx <= 0:
             return m.last
-        iv = m.inst.funding_interval_ns
+        inst = m.inst
+        iv = inst.funding_interval_ns
         to_funding = max(0, m.next_funding_ts - self.now)
-        p1 = idx + idx * m.funding_rate * to_funding // (RATE_ONE * iv)
-        p2 = idx + (m.basis_sum // len(m.basis) if m.basis else 0)
+        # the funding term reads the premium time-weighted like the basis (an imposed
+        # rate as it is): one quote far off the index at one sample cannot move it
+        rate = m.funding_override
+        if rate is None:
+            rate = funding_estimate(
+                m.basis.premium.average(self.now), inst.interest_rate, inst.funding_clamp
+            )
+        p1 = idx + idx * rate * to_funding // (RATE_ONE * iv)
+        p2 = idx + m.basis.basis.average(self.now)
         p3 = m.last or idx
-        return sorted((p1, p2, p3))[1]
+        return clamp_to_band(sorted((p1, p2, p3))[1], idx, inst.mark_band)
 
     def _update_mark(self, m: Market) -> bool:
         method = m.inst.mark_method
+        self._observe_basis(m)
         if method != "mid":
             # only these inputs can move an index, last or median mark
             key = (
-                (m.index, m.last, self.now, m.basis_sum, m.funding_rate)
+                (m.index, m.last, self.now, *m.basis.key(self.now), m.funding_rate)
                 if method == "median"
                 else (m.index, m.last, 0, 0, 0)
             )
@@ -119,3 +136,8 @@ class MarkPrices(Room):
             m.next_funding_ts,
         )
         return True
+
+    def _check_mark(self) -> None:
+        """Each market's time-weighted mark inputs are sound (`MarkBasis._check`)."""
+        for m in self.markets.values():
+            m.basis._check()

@@ -391,6 +391,7 @@ class Orders(Room):
         if o.status not in (NEW, PARTIALLY_FILLED, UNTRIGGERED):
             raise Rejected(Code.UNKNOWN_ORDER, "The order is no longer open.")
         self._cancel_order(m, o, "USER")
+        self._observe_basis(m)
         self._flush(m)
 
     def _cancel_order(self, m: Market, o: Order, reason: str) -> None:
@@ -410,6 +411,7 @@ class Orders(Room):
         acct = self._account(cmd.account)
         for o in self._open_orders_of(acct.id, m.inst.symbol):
             self._cancel_order(m, o, "CANCEL_ALL")
+        self._observe_basis(m)
         self._flush(m)
 
     def _amend(self, cmd: C.AmendOrder) -> None:

@@ -17,7 +17,7 @@ from .book import (
     Order,
 )
 from .errors import Code, Rejected
-from .numbers import ceil_div
+from .numbers import ceil_div, money_text
 from .room import Room
 from .state import FUND, MAX_AMOUNT, Account, Market, Seat
 
@@ -224,7 +224,8 @@ class Positions(Room):
             removable = seat.margin + min(0, upnl) - im
             if -amount > removable:
                 raise Rejected(
-                    Code.MARGIN_CANNOT_BE_REMOVED, f"At most {max(0, removable)} can be removed."
+                    Code.MARGIN_CANNOT_BE_REMOVED,
+                    f"At most {money_text(max(0, removable), quote)} can be removed.",
                 )
         acct.available[quote] -= amount
         seat.margin += amount

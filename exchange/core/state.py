@@ -8,14 +8,13 @@ Every field listed here is part of `state_hash()` unless it is marked as a cache
 
 from __future__ import annotations
 
-from collections import deque
-
 from sortedcontainers import SortedList
 
 from .book import BUY, WORKING_TYPES, Book, Order
 from .instruments import Instrument
 from .monitor import MarginMonitor
 from .numbers import RATE_ONE, ceil_div
+from .premium import MarkBasis
 
 FUND = 0  # the insurance fund's account id
 MAX_AMOUNT = 10**30  # money and sizes beyond this are nonsense, rejected before any arithmetic
@@ -75,7 +74,7 @@ class Market:
     """Per-symbol state: book, conditional orders, prices, funding, monitor.
 
     Who writes what: matching the `book` and `last*`; stops `stops`, `stop_count`;
-    mark `index`, `mark`, `mark_key`, `premium_*`, `basis*`, `funding_rate`,
+    mark `index`, `mark`, `mark_key`, `premium_*`, `basis`, `funding_rate`,
     `funding_override`; funding `next_funding_ts`; monitoring `monitor`, `seats`,
     `sides`; cascade `queued`; the engine `halted` and the cache `quiet`.
     """
@@ -94,7 +93,6 @@ class Market:
         "premium_sum",
         "premium_n",
         "basis",
-        "basis_sum",
         "funding_rate",
         "monitor",
         "seats",
@@ -128,8 +126,7 @@ class Market:
         self.next_funding_ts = (now // iv + 1) * iv
         self.premium_sum = 0
         self.premium_n = 0
-        self.basis: deque[int] = deque()
-        self.basis_sum = 0
+        self.basis = MarkBasis(inst.basis_window, now)  # time-weighted inputs of the median
         self.funding_rate = inst.interest_rate
         self.monitor = MarginMonitor()
         self.seats: dict[int, Seat] = {}  # account -> seat with a position or orders

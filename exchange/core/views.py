@@ -250,7 +250,7 @@ class Views(Room):
                         m.next_funding_ts,
                         m.premium_sum,
                         m.premium_n,
-                        tuple(m.basis),
+                        m.basis.state(),
                         m.funding_rate,
                         m.funding_override,
                         m.book.seq,

@@ -90,6 +90,17 @@ async def test_typed_methods_and_streams() -> None:
         await adm.halt(SYM)
         await adm.resume(SYM)
         await adm.shock_index(SYM, "-0.01")
+        assert (await adm.set_funding_rate(SYM, Decimal("0.0003")))["fundingRate"] == "0.00030000"
+        with pytest.raises(ApiError) as e:
+            await adm.set_funding_rate(SYM, "0.2")  # beyond ±0.1
+        assert e.value.code == -1130
+        with pytest.raises(ApiError) as e:
+            await b.set_funding_rate(SYM, "0.0001")
+        assert e.value.code == -2015
+        pos = await b.position(SYM)
+        assert pos is not None
+        assert Decimal(pos["notional"]) == Decimal(pos["positionAmt"]) * Decimal(pos["markPrice"])
+        assert Decimal(pos["entryNotional"]) == Decimal("10000")  # 0.2 BTC at 50,000
         await adm.deposit(kb["account"], 1)
         await adm.withdraw(kb["account"], 1)
         await adm.advance_clock(by=10**9)

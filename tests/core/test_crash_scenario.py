@@ -2,9 +2,12 @@
 
 Four market makers quote both sides around the index. A thousand traders go long at
 leverages from 2x to 50x. Then the index falls 30 % in fifteen steps while the makers
-follow it down. The mark (Binance's median method) lags the index until liquidation
-orders hit the bids; their fills drag the last price and so the mark down, which
-liquidates more longs: a cascade of several generations.
+follow it down. The mark is Binance's median: its basis and premium are time-weighted
+over 300 s and the median needs two of its three inputs to move, so the liquidation
+orders' fills, which drag the last price down within a few seconds of engine time,
+cannot drag the mark: every liquidation is one the index move itself made due
+(generation 0), and the mark stays inside its band around the index. (Cascades of many
+generations, where the fills move a `last` or `mid` mark, are in test_liquidation.)
 """
 
 from __future__ import annotations
@@ -131,21 +134,15 @@ def test_each_liquidation_happens_at_the_first_mark_that_crosses_it(story: Story
         assert e.trigger_mark <= e.liquidation_price
 
 
-def test_the_cascade_runs_several_generations_with_traceable_parents(story: Story) -> None:
+def test_the_book_cannot_feed_the_crash_back_into_the_median_mark(story: Story) -> None:
     ends = crash_events(story, E.CascadeEnded)
-    assert max(c.generations for c in ends) > 1
+    assert ends and max(c.generations for c in ends) == 1
     liqs = crash_events(story, E.PositionLiquidated)
-    by_id = {e.liquidation_id: e for e in liqs}
-    deeper = [e for e in liqs if e.generation > 0]
-    assert deeper
-    for e in deeper:
-        parent = by_id[e.parent_id]
-        assert parent.cascade_id == e.cascade_id
-        assert parent.generation == e.generation - 1
-        assert e.trigger_mark < parent.trigger_mark  # the parent's fills pushed the mark down
     for e in liqs:
-        if e.generation == 0:
-            assert e.parent_id is None
+        assert e.generation == 0 and e.parent_id is None
+    band = story.ex.instruments[SYM].mark_band
+    for e in crash_events(story, E.MarkPriceChanged):
+        assert abs(e.mark - e.index) * 10**8 <= e.index * band  # inside the band
     per_cascade = {}
     for e in liqs:
         per_cascade[e.cascade_id] = per_cascade.get(e.cascade_id, 0) + 1

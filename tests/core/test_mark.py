@@ -3,7 +3,8 @@ MarkPriceChanged event that every change of mark emits.
 
 `median` is the median of
   p1 = index × (1 + funding rate × time to funding / interval),
-  p2 = index + moving average of (mid − index) over `basis_window` index samples,
+  p2 = index + time-weighted moving average of (mid − index): one sample per second of
+       engine time, over `basis_window` seconds (see exchange.core.premium),
   p3 = last trade price (the index before any trade);
 the scenarios below are built so that each of the three is the median in turn.
 Instruments are the shipped BTCUSDT with `dataclasses.replace(inst, mark_method=...)`.
@@ -18,6 +19,8 @@ from exchange.core import commands as C
 from exchange.core import events as E
 from exchange.core.numbers import RATE_ONE
 from tests.core.helpers_margin import FUNDS, HOUR, INTERVAL, SYM, Sim, btc, first, of, px
+
+SECOND = 10**9
 
 
 def sim(method: str, index: int | None = None, **changes: Any) -> Sim:
@@ -114,7 +117,8 @@ def p1(index: int, rate: int, to_funding: int) -> int:
 def test_median_picks_the_funding_basis_component() -> None:
     # book 50,010 / 50,030 around an index of 50,000, no trade:
     # premium (50,010 − 50,000) / 50,000 = 0.02 % → rate 0.02 % + clamp(0.01 − 0.02) = 0.01 %
-    # p1 = 50,000 × (1 + 0.0001 × 8h/8h) = 50,005; p2 = 50,000 + 20 = 50,020; p3 = 50,000
+    # at t = 0 the basis window holds one second of basis 20 out of 300: p2 = 50,000.0,
+    # p1 = 50,000 × (1 + 0.0001 × 8h/8h) = 50,005, p3 = 50,000 (no trade) → the median 50,000
     s = sim("median")
     s.limit(1, "BUY", 100, px(50_010))
     s.limit(2, "SELL", 100, px(50_030))
@@ -122,9 +126,10 @@ def test_median_picks_the_funding_basis_component() -> None:
     mv = s.ex.market_view(SYM)
     assert mv.funding_rate == 10_000
     assert p1(px(50_000), 10_000, INTERVAL) == px(50_005)
-    assert s.mark == px(50_005)
+    assert s.mark == px(50_000)
     assert_mark_event_matches_market(s, evs)
-    # halfway to funding the funding term halves: 50,000 × 0.0001 × 4h/8h = 2.5 → 50,002.5
+    # at 4h the window is full of basis 20 (p2 = 50,020) and the funding term has halved:
+    # 50,000 × 0.0001 × 4h/8h = 2.5 → p1 = 50,002.5 is the median
     evs = s.index(px(50_000), ts=4 * HOUR)
     assert s.mark == 500_025
     assert marks(evs) == [500_025]
@@ -132,35 +137,57 @@ def test_median_picks_the_funding_basis_component() -> None:
 
 
 def test_median_picks_the_last_price() -> None:
-    # a trade at 50,010 leaves 0.1 BTC bid there; the ask at 50,030:
-    # p1 = 50,005, p2 = 50,000 + 20 = 50,020, p3 = 50,010 → 50,010
+    # a trade at 50,010 leaves 0.1 BTC bid there; the ask at 50,030; after a full window:
+    # p1 = 50,004.9, p2 = 50,000 + 20 = 50,020, p3 = 50,010 → 50,010
     s = sim("median")
     s.limit(1, "BUY", 200, px(50_010))
     s.limit(2, "SELL", 100, px(50_010))
     s.limit(2, "SELL", 100, px(50_030))
     s.index(px(50_000))
+    s.index(px(50_000), ts=300 * SECOND)
+    assert p1(px(50_000), 10_000, INTERVAL - 300 * SECOND) == 500_049
     assert s.mark == px(50_010)
 
 
-def test_median_picks_the_moving_average_of_the_basis() -> None:
-    # the last trade at 50,040 is high, p1 = 50,005 low, the basis sits in between.
-    # basis samples (window 2): 20, 20, then 15 (book 50,000 / 50,030) → MA (20 + 15) / 2
-    s = sim("median", basis_window=2)
+def test_median_picks_the_time_weighted_moving_average_of_the_basis() -> None:
+    # window 4 s. The last trade at 50,040 is high, p1 ≈ 50,005 low, p2 in between.
+    # basis 20 (book 50,010 / 50,030) from t = 0: seconds 0 and 1; at t = 2 s the bid moves
+    # to 50,000 (basis 15): seconds 2 and 3. At t = 3.5 s the window is seconds 0..3:
+    # (20 + 20 + 15 + 15) / 4 = 17.5 → p2 = 50,017.5, the median.
+    s = sim("median", basis_window=4)
     s.limit(1, "BUY", 100, px(50_040))
     s.limit(2, "SELL", 100, px(50_040))  # last 50,040, book empty
     b = first(s.limit(3, "BUY", 100, px(50_010)), E.OrderAccepted).order_id
     s.limit(4, "SELL", 100, px(50_030))
     s.index(px(50_000))
-    assert s.mark == px(50_020)  # p2 = 50,000 + 20
-    s.index(px(50_000))
-    assert s.mark == px(50_020)
-    s.ok(C.CancelOrder(account=3, symbol=SYM, order_id=b))
-    s.limit(3, "BUY", 100, px(50_000))  # mid 50,015: basis 15
-    evs = s.index(px(50_000))
-    # window 2: (20 + 15) / 2 = 17.5 → 50,017.5 (over all three samples: 18.3 → 50,018.3)
+    assert s.mark == px(50_005)  # p2 = 50,000 + 20/4 = 50,005 ≤ p1 = 50,005: p1's tie
+    s.index(px(50_000), ts=SECOND)
+    assert s.mark == px(50_010)  # two of four seconds: 50,000 + 40/4
+    s.ok(C.CancelOrder(account=3, symbol=SYM, order_id=b, ts=2 * SECOND))
+    s.ok(s.order(3, "BUY", 100, px(50_000), ts=2 * SECOND))  # mid 50,015: basis 15
+    evs = s.index(px(50_000), ts=3 * SECOND + SECOND // 2)
     assert s.mark == px("50017.5")
     assert marks(evs) == [px("50017.5")]
     assert_mark_event_matches_market(s, evs)
+    # a one-sided book contributes nothing: cancel the ask; four seconds later the window
+    # holds only zeros, p2 = the index, and p1 is the median
+    ask = s.ex.open_orders(4, SYM)[0].order_id
+    s.ok(C.CancelOrder(account=4, symbol=SYM, order_id=ask, ts=4 * SECOND))
+    s.index(px(50_000), ts=7 * SECOND + SECOND // 2)
+    assert s.mark == p1(px(50_000), 10_000, INTERVAL - 7 * SECOND - SECOND // 2)
+
+
+def test_seconds_without_a_command_count_the_standing_basis() -> None:
+    # the basis 20 stands from t = 0; a single index update 10 minutes later sees a full
+    # window of 20s (the book did not change, so every second sampled it), not one sample
+    s = sim("median", basis_window=300)
+    s.limit(3, "BUY", 100, px(50_050))
+    s.limit(4, "SELL", 100, px(50_050))  # last 50,050 (p3 above p2), book empty
+    s.limit(1, "BUY", 100, px(50_010))
+    s.limit(2, "SELL", 100, px(50_030))
+    s.index(px(50_000))
+    s.index(px(50_000), ts=600 * SECOND)
+    assert s.mark == px(50_020)
 
 
 def test_median_without_an_index_uses_the_last_price() -> None:

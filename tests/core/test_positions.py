@@ -13,6 +13,7 @@ from exchange.core import Code
 from exchange.core import commands as C
 from exchange.core import events as E
 from exchange.core.margin import bankruptcy_tick, liquidation_tick
+from exchange.core.numbers import RATE_ONE
 from tests.core.helpers_margin import BTC, FUNDS, LV, SYM, Sim, btc, first, of, px, usdt
 
 
@@ -279,6 +280,29 @@ def test_remove_margin_never_below_initial_margin_at_the_mark() -> None:
     evs = s.adjust(1, -usdt(1_000))
     assert first(evs, E.IsolatedMarginChanged).margin == usdt(2_500)
     assert s.avail(1) == FUNDS - usdt(2_500)
+
+
+def test_rejections_state_amounts_and_prices_in_the_assets_units() -> None:
+    s = sim()
+    s.trade(buyer=1, seller=2, qty=BTC, price=px(50_000))
+    s.adjust(1, usdt(300))
+
+    def msg(cmd: C.Command) -> str:
+        evs = s.do(cmd)
+        assert len(evs) == 1 and isinstance(evs[0], E.CommandRejected), evs
+        return evs[0].msg
+
+    # 2,800 held, 2,500 initial margin at the mark: "300 USDT", not 30000000000
+    assert msg(C.AdjustIsolatedMargin(account=1, symbol=SYM, amount=-usdt(301))).endswith(
+        "At most 300 USDT can be removed."
+    )
+    assert msg(C.Withdraw(account=1, asset="USDT", amount=0)).endswith(
+        "amount must be in [0.00000001 USDT, 10000000000000000000000 USDT]."
+    )
+    assert msg(C.SetIndexPrice(symbol=SYM, price=10**12)).endswith(
+        "price must be in [0.1, 4529764]."
+    )
+    assert msg(C.SetFundingRate(symbol=SYM, rate=RATE_ONE)).endswith("rate must be in [-0.1, 0.1].")
 
 
 def test_remove_margin_never_withdraws_unrealized_profit() -> None:

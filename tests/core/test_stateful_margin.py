@@ -4,7 +4,10 @@ Orders, cancels, leverage and isolated-margin changes, index moves including cra
 and spikes of 10-60 %, funding times. After every command: money is conserved to the
 quantum, no balance is negative, no open position is below maintenance margin, the
 book invariants hold, and the margin monitor agrees with a full scan, exactly, at the
-mark and at every position's liquidation tick and the ticks beside it.
+mark and at every position's liquidation tick and the ticks beside it. Under the
+`median` mark, time also passes in steps of seconds to minutes (so the time-weighted
+basis and premium fill their window), quotes far off the index rest for a moment, and
+the mark stays inside its band around the index.
 """
 
 from __future__ import annotations
@@ -21,27 +24,39 @@ from exchange.core import commands as C
 from exchange.core import events as E
 from exchange.core.engine import FUND
 from exchange.core.margin import is_liquidatable
+from exchange.core.numbers import RATE_ONE, ceil_div
 
 SYM = "BTCUSDT"
 USDT = 10**8
 MAKER = 1
 TRADERS = (2, 3, 4, 5, 6)
+SPOOFER = 7
 START = 300_000  # 30,000.0 USDT
 
 
 class MarginMachine(RuleBasedStateMachine):
     mark_method = "index"
+    band_up = band_down = 5_000_000  # the shipped 5 %
 
     def __init__(self) -> None:
         super().__init__()
         btc = next(i for i in load_instruments() if i.symbol == SYM)
-        self.ex = Exchange([replace(btc, mark_method=self.mark_method, max_open_orders=1000)])
+        inst = replace(
+            btc,
+            mark_method=self.mark_method,
+            max_open_orders=1000,
+            band_up=self.band_up,
+            band_down=self.band_down,
+        )
+        self.ex = Exchange([inst])
         self.now = 1
         self.do(C.CreateAccount(account=MAKER))
         self.do(C.Deposit(account=MAKER, asset="USDT", amount=10**9 * USDT))
         for a in TRADERS:
             self.do(C.CreateAccount(account=a))
             self.do(C.Deposit(account=a, asset="USDT", amount=(2_000 + 3_000 * a) * USDT))
+        self.do(C.CreateAccount(account=SPOOFER))
+        self.do(C.Deposit(account=SPOOFER, asset="USDT", amount=10**8 * USDT))
         self.do(C.SetIndexPrice(symbol=SYM, price=START))
         self.quote()
 
@@ -188,6 +203,43 @@ class LastPriceMarginMachine(MarginMachine):
 class MedianMarginMachine(MarginMachine):
     mark_method = "median"
 
+    @rule(seconds=st.integers(1, 400))
+    def wait(self, seconds: int) -> None:
+        """Time passes; the index feed ticks once at the end of it."""
+        self.now += seconds * 10**9
+        self.do(C.SetIndexPrice(symbol=SYM, price=self.market.index))
+
+    @invariant()
+    def mark_within_band(self) -> None:
+        m = self.market
+        if m.index <= 0 or m.mark <= 0:
+            return
+        band = m.inst.mark_band
+        lo = ceil_div(m.index * (RATE_ONE - band), RATE_ONE)
+        hi = m.index * (RATE_ONE + band) // RATE_ONE
+        assert lo <= m.mark <= hi, f"mark {m.mark} outside the band around {m.index}"
+
+
+class MedianSpoofMachine(MedianMarginMachine):
+    """The median mark with a price band wide enough to rest quotes at 2-10× the index
+    (or a tenth of it): a spoofer rests one, the next commands sample it, it cancels."""
+
+    band_up = 990_000_000  # orders may reach 10.9× the mark
+    band_down = 95_000_000  # and 5 % of it
+
+    @rule(factor=st.integers(2, 10), up=st.booleans(), linger=st.integers(0, 3))
+    def spoof(self, factor: int, up: bool, linger: int) -> None:
+        idx = self.market.index
+        price = idx * factor if up else max(1, idx // factor)
+        self.do(
+            C.PlaceOrder(
+                account=SPOOFER, symbol=SYM, side="BUY" if up else "SELL", qty=1, price=price
+            )
+        )
+        self.now += linger * 10**9
+        self.do(C.SetIndexPrice(symbol=SYM, price=idx))
+        self.do(C.CancelAllOrders(account=SPOOFER, symbol=SYM))
+
 
 _settings = settings(
     max_examples=40,
@@ -198,6 +250,8 @@ _settings = settings(
 MarginMachine.TestCase.settings = _settings
 LastPriceMarginMachine.TestCase.settings = _settings
 MedianMarginMachine.TestCase.settings = _settings
+MedianSpoofMachine.TestCase.settings = _settings
 TestMarginIndexMark = MarginMachine.TestCase
 TestMarginLastMark = LastPriceMarginMachine.TestCase
 TestMarginMedianMark = MedianMarginMachine.TestCase
+TestMarginMedianMarkSpoofed = MedianSpoofMachine.TestCase

@@ -3,6 +3,7 @@ detected and set aside, never applied."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -146,3 +147,30 @@ async def test_indices_are_contiguous_from_one(db_url: str) -> None:
     for idx, name, payload, crc in J.raw_rows(db):
         assert checksum(idx, name, payload) == crc
     db.dispose()
+
+
+async def test_admin_set_funding_rate_is_journaled_and_replayed(db_url: str) -> None:
+    from exchange.protocol import Api, Session
+    from exchange.runtime import Runtime
+    from exchange.store import replay_journal
+
+    st = Store(db_url, query_tables=False, snapshot_every=0, snapshot_interval=0)
+    ex, _ = st.recover(instruments())
+    rt = Runtime(ex, clock="stepped", tick_interval=None)
+    st.attach(rt)
+    await rt.start()
+    api = Api(rt)
+    s = Session(api)
+    logon = {"id": 1, "method": "session.logon", "params": {"adminToken": api.admin.token}}
+    assert '"status":200' in (await s.handle_text(json.dumps(logon))).replace(" ", "")
+    req = {"id": 2, "method": "admin.setFundingRate", "params": {"symbol": "BTCUSDT", "rate": "0.0007"}}  # fmt: skip
+    ans = json.loads(await s.handle_text(json.dumps(req)))
+    assert ans["status"] == 200, ans
+    await rt.stop()
+    await st.close(rt.exchange)
+    names = [type(c).__name__ for _, c in read_all(db_url)]  # type: ignore[misc]
+    assert names == ["SetFundingRate"]
+    again, n = replay_journal(db_url, instruments())
+    assert n == 1
+    assert again.market_view("BTCUSDT").funding_rate == 70_000
+    assert again.state_hash() == rt.exchange.state_hash()
