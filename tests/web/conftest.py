@@ -24,15 +24,18 @@ ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "web"
 S = Schemas()
 
 
-def instruments() -> list[Any]:
-    """The shipped instruments, BTCUSDT marked by Binance's median method, so an index
-    crash moves the mark and liquidation fills move it further (a cascade)."""
+def instruments(mark_method: str = "median") -> list[Any]:
+    """The shipped instruments, BTCUSDT marked by `mark_method`: Binance's median by
+    default (an index move moves the mark); `last` for cascades, where liquidation fills
+    move the mark further (the median's clamp and 5-minute average hold a story of a few
+    seconds to one generation)."""
     from dataclasses import replace
 
     from exchange.config import load_instruments
 
     return [
-        replace(i, mark_method="median") if i.symbol == "BTCUSDT" else i for i in load_instruments()
+        replace(i, mark_method=mark_method) if i.symbol == "BTCUSDT" else i
+        for i in load_instruments()
     ]
 
 
@@ -65,14 +68,19 @@ class Web:
 
 
 @pytest.fixture
-async def web() -> AsyncIterator[Web]:
+async def web(request: pytest.FixtureRequest) -> AsyncIterator[Web]:
+    """The stack with the web app; `@pytest.mark.mark_method("last")` picks BTCUSDT's mark."""
     need_chromium()
+    marker = request.node.get_closest_marker("mark_method")
     from exchange.web.app import setup
 
     # stepped: engine time moves only with commands, so the crash scenarios are exact
     async with (
         running_stack(
-            instruments(), clock="stepped", start_ts=time.time_ns(), http_setup=[setup]
+            instruments(*(marker.args if marker else ())),
+            clock="stepped",
+            start_ts=time.time_ns(),
+            http_setup=[setup],
         ) as stack,
         Probe(stack.url, S) as admin,
     ):

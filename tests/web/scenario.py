@@ -41,10 +41,9 @@ async def two_trade(web: Any) -> list[Probe]:
 
 
 async def crash_setup(web: Any, longs: int = 14) -> tuple[Probe, list[Probe]]:
-    """Leveraged longs (20x..50x) over a thin ladder of bids, with the mark (Binance's
-    median) held above the index by a positive basis: an index crash then liquidates
-    the most leveraged, their fills drag the last price and so the mark down, which
-    liquidates the next ones — a cascade of several generations."""
+    """Leveraged longs (20x..50x) over a thin ladder of bids, the mark at the last price:
+    an index crash then liquidates the most leveraged, their fills drag the last price and
+    so the mark down, which liquidates the next ones — a cascade of several generations."""
     admin = web.admin
     await admin.call("admin.setIndex", symbol=SYM, price="50000")
     [mk] = await traders(web, 1, deposit="100000000")
@@ -65,4 +64,9 @@ async def crash_setup(web: Any, longs: int = 14) -> tuple[Probe, list[Probe]]:
 
 
 async def crash(web: Any) -> Any:
-    return await web.admin.call("admin.shockIndex", symbol=SYM, change="-0.01")
+    """The index drops 1 % and a seller sells 0.02 BTC into the top bid: the last price
+    (the mark) falls to it, through the most leveraged longs' liquidation prices."""
+    shocked = await web.admin.call("admin.shockIndex", symbol=SYM, change="-0.01")
+    [dumper] = await traders(web, 1, deposit="1000000")
+    await dumper.call("order.place", symbol=SYM, side="SELL", type="MARKET", quantity="0.02")
+    return shocked
