@@ -132,6 +132,32 @@ class AddInstrument(Command):
     instrument: Instrument
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetAccountLimits(Command):
+    """Impose (or, all zero and not frozen, lift) an account's limits; see supervision.py."""
+
+    account: int
+    max_position_notional: int = 0  # money quanta per symbol; 0 = no cap
+    max_open_orders: int = 0
+    max_leverage: int = 0
+    frozen: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettlePositions(Command):
+    """Cancel every open order of the symbol and close every position at the mark."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FundInsurance(Command):
+    """Put money into the insurance fund (counted as a deposit)."""
+
+    asset: str
+    amount: int  # money quanta
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     c.__name__: c
     for c in (
@@ -150,5 +176,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         HaltSymbol,
         ResumeSymbol,
         AddInstrument,
+        SetAccountLimits,
+        SettlePositions,
+        FundInsurance,
     )
 }

@@ -24,13 +24,14 @@ import hashlib
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable
-from functools import cmp_to_key
+from functools import cmp_to_key, partial
 from typing import Any
 
 from sortedcontainers import SortedList
 
 from . import commands as C
 from . import events as E
+from . import supervision as S
 from .book import (
     BUY,
     CANCELED,
@@ -271,6 +272,7 @@ class Exchange:
         self.max_cascade_liquidations = max_cascade_liquidations
         self.max_cascade_generations = max_cascade_generations
         self.policy = policy if policy is not None else BinanceLiquidation()
+        self.limits: dict[int, S.AccountLimits] = {}  # see supervision.py
         self._out: list[E.Event] = []
         self._touched: dict[tuple[int, str], Seat] = {}
         self._reacted: set[str] = set()  # markets that ran `_react` in the current command
@@ -295,6 +297,9 @@ class Exchange:
             C.HaltSymbol: self._halt,
             C.ResumeSymbol: self._resume,
             C.AddInstrument: self._add_instrument_cmd,
+            C.SetAccountLimits: partial(S.set_account_limits, self),
+            C.SettlePositions: partial(S.settle_positions, self),
+            C.FundInsurance: partial(S.fund_insurance, self),
         }
 
     # ------------------------------------------------------------------ entry point
@@ -550,6 +555,8 @@ class Exchange:
         open_orders = len(seat.orders) if seat is not None else 0
         if open_orders >= inst.max_open_orders:
             raise Rejected(Code.MAX_OPEN_ORDERS)
+        if self.limits:
+            S.check_order(self, m, account_id, seat, side, 0 if reduce_only else qty, worst, True)
         pos = seat.qty if seat is not None else 0
         if reduce_only:
             if pos == 0 or (pos > 0) == (side == BUY):
@@ -1165,6 +1172,11 @@ class Exchange:
             if new_price < lo:
                 raise Rejected(Code.PRICE_BELOW_BAND)
         new_remaining = new_qty - filled
+        if self.limits:
+            added = 0 if o.reduce_only else max(0, new_qty - o.qty)
+            S.check_order(
+                self, m, acct.id, acct.seats[inst.symbol], o.side, added, new_price, False
+            )
         if not o.reduce_only and new_price * new_qty * inst.lot_value < inst.min_notional:
             raise Rejected(Code.NOTIONAL_TOO_SMALL)
         crosses = new_price != o.price and self._would_take(m, o.side, new_price)
@@ -1870,6 +1882,8 @@ class Exchange:
         seat = acct.seats.get(inst.symbol)
         if seat is not None and seat.liquidating:
             raise Rejected(Code.USER_IN_LIQUIDATION)
+        if self.limits:
+            S.check_leverage(self, acct.id, lev)
         top_up = 0
         if seat is not None:
             price = m.mark or (
@@ -2218,6 +2232,7 @@ class Exchange:
         )
         put(repr(sorted(self.fees_collected.items())).encode())
         put(repr((sorted(self.deposited.items()), sorted(self.withdrawn.items()))).encode())
+        put(repr(sorted((a, lim.key()) for a, lim in self.limits.items())).encode())
         for sym in sorted(self.markets):
             m = self.markets[sym]
             put(

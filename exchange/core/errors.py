@@ -59,6 +59,8 @@ class Code(IntEnum):
     UNKNOWN_ACCOUNT = -9002
     INSTRUMENT_EXISTS = -9003
     STORE_UNAVAILABLE = -9004
+    ACCOUNT_FROZEN = -9007
+    POSITION_LIMIT = -9008
 
 
 MESSAGES: dict[Code, str] = {
@@ -109,4 +111,6 @@ MESSAGES: dict[Code, str] = {
     Code.UNKNOWN_ACCOUNT: "Unknown account.",
     Code.INSTRUMENT_EXISTS: "Instrument already exists.",
     Code.STORE_UNAVAILABLE: "The store cannot commit; request refused, nothing changed.",
+    Code.ACCOUNT_FROZEN: "The account is frozen by the operator: only cancels are accepted.",
+    Code.POSITION_LIMIT: "The order could take the position past the account's notional limit.",
 }
