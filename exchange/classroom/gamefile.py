@@ -24,7 +24,7 @@ from exchange.config import (
 )
 from exchange.core.instruments import Instrument
 
-RANK_METRICS = ("equity", "return", "return_over_drawdown", "pnl_minus_liquidations")
+RANK_METRICS = ("return", "equity", "return_over_drawdown")
 BOT_KINDS = ("market_maker", "noise")
 MARK_METHODS = ("index", "last", "mid", "median")
 INSTRUMENT_OVERRIDES = {
@@ -370,6 +370,19 @@ class _Validator:
                 if initial[sym] <= 0:
                     self.fail(f"{where}.initial_index", "must be a positive price")
                 merged = {**by_symbol[sym], **{k: v for k, v in t.items() if k != "initial_index"}}
+                if "max_leverage" in t and "brackets" not in t:
+                    # a lower cap applies to every bracket of the instruments file
+                    cap = t["max_leverage"]
+                    merged["brackets"] = [
+                        {**b, "max_leverage": min(Decimal(b["max_leverage"]), Decimal(cap))}
+                        if isinstance(b, dict) and isinstance(cap, int)
+                        else b
+                        for b in merged.get("brackets", [])
+                    ]
+                    if "default_leverage" not in t and isinstance(cap, int):
+                        merged["default_leverage"] = min(
+                            int(merged.get("default_leverage", cap)), cap
+                        )
                 try:
                     inst = instrument_from_dict(merged, where=where)
                 except InstrumentFileError as e:
@@ -420,7 +433,7 @@ class _Validator:
         t = self.table(raw, path, allowed)
         p = path + "."
         sym = t.get("symbol", symbols[0] if symbols else None)
-        if sym not in symbols:
+        if symbols and sym not in symbols:
             self.problems.append(f"{p}symbol: must be one of the game's instruments")
         source = t.get("source", "generated")
         if source not in ("generated", "file"):
@@ -499,7 +512,7 @@ class _Validator:
         t = self.table(raw, path, {"at", "symbol", "for"})
         p = path + "."
         sym = t.get("symbol", symbols[0] if symbols else None)
-        if sym not in symbols:
+        if symbols and sym not in symbols:
             self.fail(f"{p}symbol", "must be one of the game's instruments")
         return Halt(
             self.duration(t, "at", p, None, 0, 4 * 3600),
@@ -514,7 +527,7 @@ class _Validator:
         if kind not in BOT_KINDS:
             self.fail(f"{p}kind", f"must be one of {', '.join(BOT_KINDS)}")
         sym = t.get("symbol", symbols[0] if symbols else None)
-        if sym not in symbols:
+        if symbols and sym not in symbols:
             self.fail(f"{p}symbol", "must be one of the game's instruments")
         count = self.integer(t, "count", p, 1, 1, 50)
         size = self.dec(
