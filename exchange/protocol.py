@@ -40,6 +40,7 @@ from exchange.core.instruments import Instrument
 from exchange.core.numbers import RATE_ONE
 from exchange.errors import StoreUnavailable
 from exchange.runtime import Runtime
+from exchange.sessions import MAX_LABEL, MAX_TTL_S, SessionRecord, SessionTokens
 from exchange.units import UnitError
 
 PROTOCOL_VERSION = "1.0"
@@ -886,11 +887,14 @@ class Api:
         *,
         keys: KeyStore | None = None,
         admin: AdminAuth | None = None,
+        sessions: SessionTokens | None = None,
         stats: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.runtime = runtime
         self.keys = keys if keys is not None else KeyStore()
         self.admin = admin if admin is not None else AdminAuth()
+        self.sessions = sessions if sessions is not None else SessionTokens()
+        self.sessions.on_revoke.append(self._tokens_revoked)
         self.formatter = Formatter(runtime.exchange.instruments)
         self.router = Router(self)
         self.extra_stats = stats
@@ -908,6 +912,14 @@ class Api:
         if inst is None:
             raise ProtocolError(Code.BAD_SYMBOL)
         return inst
+
+    def _tokens_revoked(self, records: list[SessionRecord]) -> None:
+        # connections on a revoked token stop receiving their account stream at once;
+        # any other request they make finds the token gone (`Session.handle_text`)
+        for rec in records:
+            for s in list(self.router.accounts.get(rec.account, ())):
+                if s.token_hash == rec.token_hash:
+                    s.end_logon()
 
 
 MARGIN_CALL_RATIO = 80 * RATE_ONE // 100  # a margin call at 80 % of the way to liquidation
@@ -1018,6 +1030,7 @@ class Session:
         self.api = api
         self.sink = sink
         self.account: int | None = None
+        self.token_hash: str | None = None  # set when logged on with a session token
         self.admin = False
         self.streams: set[str] = set()
         self.book_floor: dict[str, int] = {}
@@ -1036,6 +1049,14 @@ class Session:
         self.closed = True
         self.api.router.drop(self)
         self.streams.clear()
+
+    def end_logon(self) -> None:
+        """Back to no account (the admin flag stays): logout, or a token that died."""
+        if self.account is not None:
+            self.api.router.remove_account(self, self.account)
+        self.streams.discard("account")
+        self.account = None
+        self.token_hash = None
 
     # -- requests
 
@@ -1085,10 +1106,17 @@ class Session:
                 params = {}
             if type(params) is not dict:
                 raise ProtocolError(Code.INVALID_PARAMETER, "'params' must be an object.")
-            if m.access == "user" and self.account is None:
-                raise ProtocolError(
-                    Code.INVALID_KEY_OR_PERMISSION, "Not logged on: call session.logon first."
-                )
+            if m.access == "user":
+                if self.token_hash is not None and api.sessions.valid_hash(self.token_hash) is None:
+                    self.end_logon()
+                    raise ProtocolError(
+                        Code.INVALID_KEY_OR_PERMISSION,
+                        "The session token expired or was revoked: log on again.",
+                    )
+                if self.account is None:
+                    raise ProtocolError(
+                        Code.INVALID_KEY_OR_PERMISSION, "Not logged on: call session.logon first."
+                    )
             if m.access == "admin" and not self.admin:
                 raise ProtocolError(Code.INVALID_KEY_OR_PERMISSION)
             p = validate_params(m, params)
@@ -1149,6 +1177,7 @@ def _require_one(p: dict[str, Any]) -> None:
         "signature": v_str(128),
         "recvWindow": v_int(1, 60_000),
         "adminToken": v_str(256),
+        "token": v_str(128),
     },
 )
 async def _logon(s: Session, p: dict[str, Any]) -> Any:
@@ -1160,15 +1189,80 @@ async def _logon(s: Session, p: dict[str, Any]) -> Any:
             raise ProtocolError(Code.INVALID_KEY_OR_PERMISSION)
         s.admin = True
         return {"admin": True, "account": s.account, "serverTime": int(time.time() * 1000)}
+    if "token" in p:
+        if len(p) != 1:
+            raise ProtocolError(Code.UNKNOWN_PARAM, "Send either token or apiKey, not both.")
+        rec = api.sessions.record(p["token"])
+        if rec is None:
+            raise ProtocolError(
+                Code.INVALID_KEY_OR_PERMISSION, "Unknown, expired or revoked session token."
+            )
+        _become(s, rec.account)
+        s.token_hash = rec.token_hash
+        return {
+            "account": rec.account,
+            "admin": s.admin,
+            "serverTime": int(time.time() * 1000),
+            "expiresAt": rec.expires_ms,
+            "label": rec.label,
+        }
     try:
         account = api.keys.verify(p)
     except AuthError as e:
         raise ProtocolError(e.code, e.msg) from None
+    _become(s, account)
+    return {"account": account, "admin": s.admin, "serverTime": int(time.time() * 1000)}
+
+
+def _become(s: Session, account: int) -> None:
     if s.account is not None and s.account != account:
-        api.router.remove_account(s, s.account)
+        s.api.router.remove_account(s, s.account)
         s.streams.discard("account")
     s.account = account
-    return {"account": account, "admin": s.admin, "serverTime": int(time.time() * 1000)}
+    s.token_hash = None
+
+
+def v_label(v: Any, name: str) -> str:
+    # any printable text (a nickname): the app shows it with textContent, never as HTML
+    if type(v) is not str or len(v) > MAX_LABEL or not v.isprintable():
+        raise _type_error(name, f"printable text of at most {MAX_LABEL} characters")
+    return v
+
+
+_TOKEN_OPTS = {"ttl": v_int(60, int(MAX_TTL_S)), "label": v_label}
+
+
+async def _new_token(s: Session, account: int, p: dict[str, Any]) -> dict[str, Any]:
+    token, rec = await s.api.sessions.issue_saved(
+        account, ttl_s=p.get("ttl"), label=p.get("label", "")
+    )  # durable before it is handed out
+    return {"token": token, "account": account, "expiresAt": rec.expires_ms, "label": rec.label}
+
+
+@method("session.create", "user", optional=_TOKEN_OPTS)
+async def _session_create(s: Session, p: dict[str, Any]) -> Any:
+    """A session token for this connection's own account (e.g. for a browser)."""
+    if s.token_hash is not None:
+        # a token cannot mint tokens: a stolen one then dies with its expiry
+        raise ProtocolError(
+            Code.INVALID_KEY_OR_PERMISSION, "session.create needs an API-key logon."
+        )
+    return await _new_token(s, s.account, p)  # type: ignore[arg-type]
+
+
+@method("session.revoke", "public", optional={"token": v_str(128)})
+async def _session_revoke(s: Session, p: dict[str, Any]) -> Any:
+    """Revoke the given token, or (without one) the token this connection logged on with."""
+    sessions = s.api.sessions
+    if "token" in p:
+        return {"revoked": 1 if sessions.revoke(p["token"]) else 0}
+    if s.token_hash is None:
+        raise ProtocolError(
+            Code.MANDATORY_PARAM_MISSING, "Send 'token', or log on with a session token first."
+        )
+    h = s.token_hash
+    s.end_logon()
+    return {"revoked": 1 if sessions.revoke_hash(h) else 0}
 
 
 @method("session.status", "public")
@@ -1178,10 +1272,7 @@ async def _session_status(s: Session, p: dict[str, Any]) -> Any:
 
 @method("session.logout", "public")
 async def _logout(s: Session, p: dict[str, Any]) -> Any:
-    if s.account is not None:
-        s.api.router.remove_account(s, s.account)
-    s.streams.discard("account")
-    s.account = None
+    s.end_logon()
     s.admin = False
     return {"account": None, "admin": False}
 
@@ -1563,6 +1654,18 @@ async def _admin_create(s: Session, p: dict[str, Any]) -> Any:
         await s.submit(C.Deposit(account=account, asset=p.get("asset", "USDT"), amount=amount))
     key, secret = await api.keys.issue_saved(account)  # durable before it is handed out
     return {"account": account, "apiKey": key, "secret": secret}
+
+
+@method("admin.createSession", "admin", required={"account": v_int(1, 2**31)}, optional=_TOKEN_OPTS)
+async def _admin_create_session(s: Session, p: dict[str, Any]) -> Any:
+    if s.api.exchange.account_view(p["account"]) is None:
+        raise ProtocolError(Code.UNKNOWN_ACCOUNT)
+    return await _new_token(s, p["account"], p)
+
+
+@method("admin.revokeSessions", "admin", required={"account": v_int(1, 2**31)})
+async def _admin_revoke_sessions(s: Session, p: dict[str, Any]) -> Any:
+    return {"account": p["account"], "revoked": s.api.sessions.revoke_account(p["account"])}
 
 
 _FUNDS = {"account": v_int(1, 2**31), "asset": v_str(16), "amount": v_decimal}

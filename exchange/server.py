@@ -36,6 +36,7 @@ from exchange.auth import AdminAuth, KeyStore
 from exchange.core.errors import MESSAGES, Code
 from exchange.protocol import Api, Session, error_text, loads
 from exchange.runtime import Runtime
+from exchange.sessions import SessionTokens
 
 log = logging.getLogger("margincall.server")
 
@@ -185,10 +186,11 @@ class Server:
         *,
         keys: KeyStore | None = None,
         admin: AdminAuth | None = None,
+        sessions: SessionTokens | None = None,
     ) -> None:
         self.runtime = runtime
         self.config = config or ServerConfig()
-        self.api = Api(runtime, keys=keys, admin=admin, stats=self.stats)
+        self.api = Api(runtime, keys=keys, admin=admin, sessions=sessions, stats=self.stats)
         self.connections: set[Connection] = set()
         self._ws: WsServer | None = None
         self._router_task: asyncio.Task[None] | None = None

@@ -20,6 +20,8 @@ PARAMS: dict[str, dict[str, Any]] = {
     "session.logon": {"adminToken": "not-the-token"},
     "session.status": {},
     "session.logout": {},
+    "session.create": {"ttl": 600, "label": "<img src=x onerror=alert(1)>"},
+    "session.revoke": {"token": "mcs_not-a-token"},
     "order.place": {"symbol": SYM, "side": "BUY", "type": "LIMIT", "quantity": "0.01", "price": "49000"},
     "order.cancel": {"symbol": SYM, "orderId": 1},
     "order.modify": {"symbol": SYM, "orderId": 1, "quantity": "0.02"},
@@ -48,6 +50,8 @@ PARAMS: dict[str, dict[str, Any]] = {
     "admin.advanceClock": {"by": 10**12},
     "admin.stats": {},
     "admin.account": {"account": 1},
+    "admin.createSession": {"account": 1},
+    "admin.revokeSessions": {"account": 1},
 }  # fmt: skip
 
 USER_METHODS = sorted(m for m, spec in METHODS.items() if spec.access == "user")

@@ -51,6 +51,7 @@ from .tables import (
     PositionRow,
     ProjectionState,
     RejectionRow,
+    SessionTokenRow,
     TransferRow,
 )
 
@@ -70,7 +71,7 @@ def _cols(model: Any) -> tuple[str, ...]:
 
 # each table's columns, in the order of the tuples the projector makes
 COLUMNS: dict[Any, tuple[str, ...]] = {
-    _t(m): _cols(m) for m in QUERY_TABLES if m not in (ProjectionState, ApiKeyRow)
+    _t(m): _cols(m) for m in QUERY_TABLES if m not in (ProjectionState, ApiKeyRow, SessionTokenRow)
 }
 ORDER_COLS = COLUMNS[_t(OrderRow)]
 

@@ -2,9 +2,9 @@
 
 `install(opts, db, mode, ...)` opens the store, recovers the exchange and puts it in
 `opts.extra["exchange"]`, and adds a `before_start` hook that attaches the store to the
-runtime (journal, snapshots, query tables) and persists API keys (hashes only):
-the keys stored so far are loaded into the server's `KeyStore`, new ones are saved as
-they are issued. After `stop_stack`, `await store.close(runtime.exchange)` writes a
+runtime (journal, snapshots, query tables) and persists API keys and session tokens
+(hashes only): those stored so far are loaded into the server's `KeyStore` and
+`SessionTokens`, new ones are saved as they are issued, revoked tokens deleted. After `stop_stack`, `await store.close(runtime.exchange)` writes a
 final snapshot. For API secrets to survive a restart the master key must too
 (`--master-key-file` or MARGINCALL_MASTER_KEY; see `exchange.auth`).
 
@@ -54,6 +54,10 @@ def install(
         keys = server.api.keys
         keys.load(store.load_api_keys())
         keys.on_issue.append(store.save_api_key)
+        tokens = server.api.sessions
+        tokens.load(store.load_session_tokens())
+        tokens.on_issue.append(store.save_session_token)
+        tokens.on_revoke.append(store.delete_session_tokens)
 
     opts.extra.setdefault("before_start", []).append(attach)
     return store

@@ -71,7 +71,14 @@ from . import journal as J
 from . import projection as P
 from .codec import CodecError, from_jsonable, to_jsonable
 from .db import DEFAULT_DB_URL, Database
-from .tables import JOURNAL_TABLES, QUERY_TABLES, ApiKeyRow, SnapshotRow, StoreMeta
+from .tables import (
+    JOURNAL_TABLES,
+    QUERY_TABLES,
+    ApiKeyRow,
+    SessionTokenRow,
+    SnapshotRow,
+    StoreMeta,
+)
 
 log = logging.getLogger("margincall.store")
 
@@ -844,6 +851,58 @@ class Store:
         with self._qdb.connect() as conn:
             return [
                 KeyRecord(r.key_hash, int(r.account), int(r.created_ms))
+                for r in conn.execute(select(t).order_by(t.c.created_ms))
+            ]
+
+    # ================================================================ session tokens
+
+    def save_session_token(self, record: Any) -> concurrent.futures.Future[Any]:
+        """Persist a `SessionRecord` (hash, account, times, label); for
+        `SessionTokens.on_issue`. The future is done once it is committed."""
+        row = {
+            "token_hash": record.token_hash,
+            "account": record.account,
+            "created_ms": record.created_ms,
+            "expires_ms": record.expires_ms,
+            "label": record.label,
+        }
+
+        def write(conn: Connection) -> None:
+            t = SessionTokenRow.__table__  # type: ignore[attr-defined]
+            ins: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(t)
+            conn.execute(ins.on_conflict_do_nothing(index_elements=["token_hash"]), [row])
+
+        if self._writer is None:
+            self.start()
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._submit(_Job("call", future=fut, payload=write))
+        return fut
+
+    def delete_session_tokens(self, records: list[Any]) -> concurrent.futures.Future[Any]:
+        """Delete revoked or expired `SessionRecord`s; for `SessionTokens.on_revoke`."""
+        hashes = [r.token_hash for r in records]
+
+        def write(conn: Connection) -> None:
+            t = SessionTokenRow.__table__  # type: ignore[attr-defined]
+            conn.execute(delete(t).where(t.c.token_hash.in_(hashes)))
+
+        if self._writer is None:
+            self.start()
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._submit(_Job("call", future=fut, payload=write))
+        return fut
+
+    def load_session_tokens(self) -> list[Any]:
+        """Every stored `SessionRecord` (blocking; at start-up)."""
+        from exchange.sessions import SessionRecord
+
+        t = SessionTokenRow.__table__  # type: ignore[attr-defined]
+        self._qdb.create((SessionTokenRow,))
+        with self._qdb.connect() as conn:
+            return [
+                SessionRecord(
+                    r.token_hash, int(r.account), int(r.created_ms), int(r.expires_ms), r.label
+                )
                 for r in conn.execute(select(t).order_by(t.c.created_ms))
             ]
 

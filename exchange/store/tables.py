@@ -4,11 +4,12 @@ Three groups:
 
 - the journal and its neighbours (`journal`, `journal_dropped`, `snapshots`,
   `store_meta`): what recovery reads; written by the journal writer and the snapshotter;
-- the query tables (`accounts`, `api_keys`, `instruments`, `orders`, `order_updates`,
-  `rejections`, `fills`, `positions`, `balances`, `liquidations`, `auto_deleverages`,
-  `cascades`, `funding_payments`, `funding_settlements`, `insurance_fund`, `transfers`,
-  `mark_prices`) and their watermark (`projection_state`): derived from the event
-  stream, rebuilt by recovery when needed, never read by the engine;
+- the query tables (`accounts`, `api_keys`, `session_tokens`, `instruments`, `orders`,
+  `order_updates`, `rejections`, `fills`, `positions`, `balances`, `liquidations`,
+  `auto_deleverages`, `cascades`, `funding_payments`, `funding_settlements`,
+  `insurance_fund`, `transfers`, `mark_prices`) and their watermark
+  (`projection_state`): derived from the event stream (API keys and session tokens:
+  from their issuers), rebuilt by recovery when needed, never read by the engine;
 - nothing else: the store owns no table it does not list here.
 
 Units are the core's: prices in ticks, quantities in lots, money in quanta of 10⁻⁸ of
@@ -129,6 +130,19 @@ class ApiKeyRow(SQLModel, table=True):
     key_hash: str = Field(primary_key=True, max_length=64)
     account: int = _num(index=True)
     created_ms: int = _num()
+
+
+class SessionTokenRow(SQLModel, table=True):
+    """Session tokens, hashed (SHA-256 hex of the token); never the token itself.
+    Times are wall-clock milliseconds; a revoked token's row is deleted."""
+
+    __tablename__ = "session_tokens"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    account: int = _num(index=True)
+    created_ms: int = _num()
+    expires_ms: int = _num()
+    label: str = Field(default="", max_length=64)
 
 
 class InstrumentRow(SQLModel, table=True):
@@ -395,6 +409,7 @@ QUERY_TABLES = (
     ProjectionState,
     AccountRow,
     ApiKeyRow,
+    SessionTokenRow,
     InstrumentRow,
     OrderRow,
     OrderUpdateRow,
