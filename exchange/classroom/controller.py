@@ -268,7 +268,14 @@ class Classroom:
                 await self._take_sample(force=True)
                 result = {"kind": "round_result", "round": self.round}
                 await self._record(result | {"standings": self.leaderboard()})
-            await self._record({"kind": "transition", "action": action, "state": new})
+            await self._record(
+                {
+                    "kind": "transition",
+                    "action": action,
+                    "state": new,
+                    "ts": self.runtime.exchange.now,
+                }
+            )
         self._last_wall = self.wall()
         await self._sync_halts()
 
