@@ -139,7 +139,7 @@ class Classroom:
             self.join_code = r["join_code"]
         elif k in ("joined", "kicked", "frozen"):
             self.roster.apply(r)
-            if k == "joined" and self.round >= 0 and r["account"] not in self.tracker.stats:
+            if k == "joined" and r["account"] not in self.tracker.stats:
                 start = quanta(self.game.starting_balance)
                 self.tracker.add(r["account"], start, self.round_start_ts)
         elif k == "transition":
