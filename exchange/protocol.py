@@ -20,6 +20,7 @@ core's, which answers with a rejection event mapped to the same error shape.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -1024,10 +1025,16 @@ class Session:
     """One connection's protocol state: who it is and what it listens to.
 
     `sink(text)` is how stream messages leave (the server's bounded outbox).
+    At most `MAX_IN_ENGINE` of one session's commands wait in the engine's queue at
+    once; more wait here, in order, so a connection that pipelines a burst is
+    interleaved with the others instead of filling the queue ahead of them.
     """
+
+    MAX_IN_ENGINE = 8
 
     def __init__(self, api: Api, sink: Callable[[str], None] | None = None) -> None:
         self.api = api
+        self.engine_slots = asyncio.Semaphore(self.MAX_IN_ENGINE)
         self.sink = sink
         self.account: int | None = None
         self.token_hash: str | None = None  # set when logged on with a session token
@@ -1143,7 +1150,8 @@ class Session:
             return error_text(req_id, int(Code.UNKNOWN), MESSAGES[Code.UNKNOWN], 500)
 
     async def submit(self, cmd: C.Command) -> list[E.Event]:
-        events = await self.api.runtime.submit_future(cmd, owned=True)
+        async with self.engine_slots:
+            events = await self.api.runtime.submit_future(cmd, owned=True)
         for ev in events:
             t = type(ev)
             if t is E.OrderRejected or t is E.CommandRejected:
