@@ -53,6 +53,7 @@ def _names(records: list[dict[str, Any]]) -> dict[int, str]:
 
 def debrief_data(records: list[dict[str, Any]], game: Game) -> dict[str, Any]:
     tick = {i.symbol: Decimal(i.tick_size) for i in game.instruments}
+    step = {i.symbol: Decimal(i.step_size) for i in game.instruments}
     names = _names(records)
     rounds: dict[int, dict[str, Any]] = {}
 
@@ -99,7 +100,7 @@ def debrief_data(records: list[dict[str, Any]], game: Game) -> dict[str, Any]:
                 "name": names.get(r["account"], "bot" if not r["student"] else str(r["account"])),
                 "student": r["student"],
                 "side": r["side"],
-                "qty": r["qty"],
+                "qty": str(r["qty"] * step.get(r["symbol"], Decimal(1))),
                 "triggerMark": px(r["symbol"], r["trigger_mark"]),
                 "bankruptcyPrice": px(r["symbol"], r["bankruptcy_price"]),
                 "cascade": r["cascade"],

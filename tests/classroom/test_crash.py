@@ -4,20 +4,13 @@ same database; students come back to the same accounts, the round resumes where 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import aiohttp
 
 from exchange.testing import Probe
+from tests.classroom.helpers import ADMIN, Server, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-ADMIN = "crash-admin"
 GAME = """
 name = "Crash test"
 starting_balance = "10000"
@@ -32,57 +25,6 @@ clock_speed = 10
 volatility = "1"
 seed = 5
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, game: Path, db: Path, ws: int, http: int) -> None:
-        self.args = [
-            sys.executable, "-m", "exchange.cli", "class", "run", str(game),
-            "--db", f"sqlite:///{db}", "--port", str(ws), "--http-port", str(http),
-            "--admin-token", ADMIN, "--no-bots", "--out", str(db.parent / "out"),
-        ]  # fmt: skip
-        self.proc: subprocess.Popen[str] | None = None
-        self.lines: list[str] = []
-
-    def start(self) -> None:
-        env = {**os.environ, "MARGINCALL_MASTER_KEY": "11" * 32}
-        self.proc = subprocess.Popen(
-            self.args,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        deadline = time.monotonic() + 60
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise AssertionError("server exited:\n" + "".join(self.lines))
-            self.lines.append(line)
-            if line.startswith("WS "):
-                return
-        raise AssertionError("server did not start:\n" + "".join(self.lines))
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 async def overview(s: aiohttp.ClientSession, base: str) -> dict:  # type: ignore[type-arg]

@@ -39,7 +39,7 @@ function render(data) {
       { x: r.prices.ts, y: r.prices.last, name: "last", mode: "lines", line: { width: 1 } },
       { x: liq.map((l) => l.ts), y: liq.map((l) => l.triggerMark), name: "liquidations (trigger mark)",
         mode: "markers", marker: { color: "#f85149", size: 9, symbol: "x" },
-        text: liq.map((l) => `${l.name}: ${l.side} ${l.qty} lots, cascade ${l.cascade} gen ${l.generation}`), hoverinfo: "text+y" },
+        text: liq.map((l) => `${l.name}: ${l.side} ${l.qty}, cascade ${l.cascade} gen ${l.generation}`), hoverinfo: "text+y" },
     ], layout(`${r.symbol}: price path and liquidations`), { responsive: true });
     const eq = el("div", { class: "chart", id: `equity-${r.round}` });
     sec.append(eq);
@@ -55,7 +55,7 @@ function render(data) {
       r.cascades.map((c) => [c.id, c.count ?? c.members.length, c.generations ?? "", c.fundChange ?? "",
         c.members.map((m) => `${m.name} (g${m.generation}, ${m.side}, ${m.triggerMark})`).join("; ")])));
     sec.append(el("h3", { text: "Liquidations suffered" }));
-    sec.append(table(["who", "side", "lots", "trigger mark", "bankruptcy price", "closed by", "cascade"],
+    sec.append(table(["who", "side", "size", "trigger mark", "bankruptcy price", "closed by", "cascade"],
       studentLiqs.map((l) => [l.name, l.side, l.qty, l.triggerMark, l.bankruptcyPrice, l.closedBy, l.cascade])));
     sec.append(el("h3", { text: "Leaderboard" }));
     sec.append(table(["#", "name", "equity", "return %", "max drawdown %", "liquidations", "ADL"],
