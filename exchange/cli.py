@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import secrets
 import signal
 import sys
@@ -20,6 +19,8 @@ from typing import Annotated, Any
 
 import typer
 
+from exchange.stack import ServeOptions, start_stack, stop_stack
+
 app = typer.Typer(
     name="margincall",
     help="A paper-trading exchange for perpetual futures, over WebSocket.",
@@ -31,94 +32,14 @@ app = typer.Typer(
 # ------------------------------------------------------------------ serve
 
 
-@dataclass
-class ServeOptions:
-    """Everything `serve` needs; adapters (store, MQTT) add their fields and hooks here.
-
-    `extra` keys understood by `start_stack`: ``"exchange"`` (an `Exchange` to run, e.g.
-    one the store recovered), ``"instrument_list"`` (instruments instead of the file),
-    ``"before_start"`` (async callables `(runtime, server)` run after both are built and
-    before they start: the place to `store.attach(runtime)`, load key records into
-    `server.api.keys`, or start an MQTT bridge on `runtime.subscribe(...)`) and
-    ``"after_stop"`` (async callables `()` that `serve` runs after `stop_stack`).
-    """
-
-    host: str = "127.0.0.1"
-    port: int = 8765
-    instruments: Path | None = None
-    clock: str = "realtime"
-    start_ts: int | None = None
-    admin_token: str | None = None
-    master_key_file: Path | None = None
-    rate_limit: float | None = 5000.0
-    max_connections: int = 1000
-    compression: bool = False
-    tick_interval: float | None = 1.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def load_master_key(path: Path | None) -> bytes | None:
-    """The master key that API secrets are derived from (see `exchange.auth`).
-
-    From MARGINCALL_MASTER_KEY (hex) or a file (created with 32 random bytes, mode 0600,
-    when missing). None: a fresh random key per process (secrets die with it)."""
-    env = os.environ.get("MARGINCALL_MASTER_KEY")
-    if env:
-        return bytes.fromhex(env)
-    if path is None:
-        return None
-    if path.exists():
-        return bytes.fromhex(path.read_text().strip())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key.hex() + "\n")
-    return key
-
-
-async def start_stack(opts: ServeOptions) -> tuple[Any, Any]:
-    """Build and start the runtime and the server; returns (runtime, server)."""
-    from exchange.auth import AdminAuth, KeyStore
-    from exchange.config import load_instruments
-    from exchange.core.engine import Exchange
-    from exchange.runtime import Runtime
-    from exchange.server import Server, ServerConfig
-
-    instruments = opts.extra.get("instrument_list") or load_instruments(opts.instruments)
-    exchange = opts.extra.get("exchange") or Exchange(instruments)
-    runtime = Runtime(
-        exchange,
-        clock=opts.clock,  # type: ignore[arg-type]
-        start_ts=opts.start_ts,
-        tick_interval=opts.tick_interval,
-    )
-    keys = KeyStore(load_master_key(opts.master_key_file))
-    cfg = ServerConfig(
-        host=opts.host,
-        port=opts.port,
-        rate_limit=opts.rate_limit or None,
-        max_connections=opts.max_connections,
-        compression="deflate" if opts.compression else None,
-    )
-    server = Server(runtime, cfg, keys=keys, admin=AdminAuth(opts.admin_token))
-    opts.extra["runtime"] = runtime
-    for hook in opts.extra.get("before_start", []):
-        await hook(runtime, server)
-    await runtime.start()
-    await server.start()
-    return runtime, server
-
-
-async def stop_stack(runtime: Any, server: Any) -> None:
-    await server.stop()
-    await runtime.stop()
-
-
 async def _serve(opts: ServeOptions) -> None:
-    runtime, server = await start_stack(opts)
-    token_note = "" if opts.admin_token else f"  admin token: {server.admin_token}"
-    typer.echo(f"margincall listening on {server.url} (clock {opts.clock}){token_note}", err=True)
+    stack = await start_stack(opts)
+    token_note = "" if opts.admin_token else f"  admin token: {stack.admin_token}"
+    http_note = f", HTTP on {stack.http_url}" if stack.http is not None else ""
+    typer.echo(
+        f"margincall listening on {stack.url}{http_note} (clock {opts.clock}){token_note}",
+        err=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -126,7 +47,7 @@ async def _serve(opts: ServeOptions) -> None:
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     typer.echo("shutting down", err=True)
-    await stop_stack(runtime, server)
+    await stop_stack(stack)
     for hook in opts.extra.get("after_stop", []):
         await hook()
 
@@ -135,6 +56,10 @@ async def _serve(opts: ServeOptions) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (0: any free port).")] = 8765,
+    http_port: Annotated[
+        int, typer.Option(help="HTTP port of the web app and REST API (0: no HTTP).")
+    ] = 8766,
+    no_http: Annotated[bool, typer.Option("--no-http", help="Serve no HTTP at all.")] = False,
     instruments: Annotated[
         Path | None, typer.Option(help="Instruments TOML file (default: the shipped one).")
     ] = None,
@@ -216,6 +141,7 @@ def serve(
         rate_limit=rate_limit,
         max_connections=max_connections,
         compression=compression,
+        http_port=None if no_http or http_port == 0 else http_port,
     )
     if store not in ("durable", "fast", "off"):
         raise typer.BadParameter("store must be durable, fast or off", param_hint="--store")
@@ -499,7 +425,8 @@ async def run_demo(host: str, port: int, duration: float, seed: int, live: bool)
     token = secrets.token_urlsafe(12)
     opts = ServeOptions(host=host, port=port, clock="realtime", admin_token=token, rate_limit=None)
     opts.extra["instrument_list"] = demo_instruments()
-    runtime, server = await start_stack(opts)
+    stack = await start_stack(opts)
+    server = stack.server
     state = DemoState()
     console.print(f"margincall demo: server on [b]{server.url}[/b]  (admin token {token})")
     console.print(
@@ -619,7 +546,7 @@ async def run_demo(host: str, port: int, duration: float, seed: int, live: bool)
         await fleet.close()
         await watcher.close()
         await admin.close()
-        await stop_stack(runtime, server)
+        await stop_stack(stack)
     console.print(
         f"demo over: {state.trades} trades, {state.liquidations} liquidations "
         f"({state.liquidated_qty} BTC) in {len(state.cascades)} cascades, up to "

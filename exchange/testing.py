@@ -20,9 +20,8 @@ import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -32,6 +31,10 @@ from exchange.core.engine import Exchange
 from exchange.core.instruments import Instrument
 from exchange.runtime import ClockMode, CommandLog, Runtime
 from exchange.server import Server, ServerConfig
+from exchange.stack import Stack, stop_stack
+
+if TYPE_CHECKING:
+    from exchange.http import Setup
 
 ASYNCAPI = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.yaml"
 
@@ -267,24 +270,6 @@ class Probe:
         return out
 
 
-@dataclass
-class Stack:
-    runtime: Runtime
-    server: Server
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def admin_token(self) -> str:
-        return self.server.admin_token
-
-    @property
-    def exchange(self) -> Exchange:
-        return self.runtime.exchange
-
-
 @contextlib.asynccontextmanager
 async def running_stack(
     instruments: Iterable[Instrument] | None = None,
@@ -294,9 +279,12 @@ async def running_stack(
     command_log: CommandLog | None = None,
     exchange: Exchange | None = None,
     admin_token: str | None = "test-admin-token",
+    http: bool = False,
+    http_setup: Iterable[Setup] = (),
     **runtime_kw: Any,
 ) -> AsyncIterator[Stack]:
-    """A runtime and a server on 127.0.0.1 (a free port), stopped on exit."""
+    """A runtime and a server on 127.0.0.1 (a free port), stopped on exit. With `http`
+    (or any `http_setup` hook), an HTTP server on another free port too."""
     from exchange.auth import AdminAuth
 
     ex = (
@@ -308,13 +296,22 @@ async def running_stack(
     cfg = config or ServerConfig()
     cfg.host, cfg.port = "127.0.0.1", 0 if cfg.port == 8765 else cfg.port
     server = Server(runtime, cfg, admin=AdminAuth(admin_token))
+    stack = Stack(runtime, server)
+    setups = list(http_setup)
+    if http or setups:
+        from exchange.http import HttpConfig, HttpServer
+
+        stack.http = HttpServer(stack, HttpConfig(host="127.0.0.1", port=0))
+        for setup in setups:
+            stack.http.add_setup(setup)
     await runtime.start()
     await server.start()
+    if stack.http is not None:
+        await stack.http.start()
     try:
-        yield Stack(runtime, server)
+        yield stack
     finally:
-        await server.stop()
-        await runtime.stop()
+        await stop_stack(stack)
 
 
 async def fund_accounts(

@@ -3,7 +3,7 @@
 `run_session(opts)` is what `margincall replay` and `margincall backtest` run:
 
 1. an `Exchange` on the chosen instruments (mark method overridable), a stepped-clock
-   runtime and the WebSocket server (`exchange.cli.start_stack`), with the `replay.*`
+   runtime and the WebSocket server (`exchange.stack.start_stack`), with the `replay.*`
    lockstep methods installed;
 2. the replay account and, optionally, a leveraged population, created through the runtime
    (after the server started, so users' accounts keep the small ids);
@@ -249,7 +249,7 @@ async def run_session(
     """Run a replay session (see the module docstring). `on_ready(url, admin_token)` is
     called once the server listens, before the replay starts."""
     from clients.client import Client
-    from exchange.cli import ServeOptions, start_stack, stop_stack
+    from exchange.stack import ServeOptions, start_stack, stop_stack
 
     installed_here = not methods_installed()
     install_methods()
@@ -271,7 +271,8 @@ async def run_session(
     )
     sopts.extra["exchange"] = ex
     try:
-        runtime, server = await start_stack(sopts)
+        stack = await start_stack(sopts)
+        runtime, server = stack.runtime, stack.server
     except BaseException:
         if installed_here:
             uninstall_methods()
@@ -390,7 +391,7 @@ async def run_session(
         with contextlib.suppress(asyncio.CancelledError):
             await consumer
         attach(runtime, None)
-        await stop_stack(runtime, server)
+        await stop_stack(stack)
         if installed_here:
             uninstall_methods()
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from clients import Client
-from exchange.cli import app, load_master_key
+from exchange.cli import app
+from exchange.stack import load_master_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,7 @@ def _serve(db: str) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "MARGINCALL_ADMIN_TOKEN": "tok"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "exchange.cli", "serve", "--port", "0", "--clock", "stepped",
-         "--db", db],
+         "--db", db, "--no-http"],
         stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
     )  # fmt: skip
     assert proc.stderr is not None

@@ -626,14 +626,15 @@ def test_serve_rejects_a_bad_mqtt_venue() -> None:
 
 async def test_serve_with_mqtt_option(broker: Broker) -> None:
     """What `margincall serve --mqtt URL --mqtt-user U` sets up (without the process)."""
-    from exchange.cli import ServeOptions, start_stack, stop_stack
     from exchange.mqtt import install
+    from exchange.stack import ServeOptions, start_stack, stop_stack
 
     opts = ServeOptions(port=0, admin_token="t", tick_interval=None)
     venue = "t" + uuid.uuid4().hex[:10]
     creds = broker.creds("margincall")
     install(opts, f"mqtt://127.0.0.1:{broker.port}", venue=venue, **creds)
-    runtime, server = await start_stack(opts)
+    stack = await start_stack(opts)
+    server = stack.server
     bridge = opts.extra["mqtt"]["bridge"]
     try:
         await asyncio.wait_for(bridge.connected.wait(), 5)
@@ -646,7 +647,7 @@ async def test_serve_with_mqtt_option(broker: Broker) -> None:
             assert stats["connected"] is True and stats["published"] >= 1
             await adm.close()
     finally:
-        await stop_stack(runtime, server)
+        await stop_stack(stack)
         for hook in opts.extra["after_stop"]:
             await hook()
     assert not bridge.connected.is_set()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from exchange.core.liquidation import BinanceLiquidation
+from exchange.stack import ServeOptions, Stack, start_stack, stop_stack
 
 from .controller import Classroom
 from .gamefile import Game
@@ -50,8 +51,8 @@ class ClassStack:
     server: Any
     store: Any
     journal: StoreJournal
+    stack: Stack
     http: Any = None
-    stack: Any = None
 
     @property
     def ws_url(self) -> str:
@@ -60,6 +61,13 @@ class ClassStack:
     @property
     def http_url(self) -> str | None:
         return None if self.http is None else str(self.http.url)
+
+    @property
+    def page_ws_url(self) -> str:
+        """The WebSocket API on the pages' origin (`/class/ws`), else the native one."""
+        if self.http is None:
+            return self.ws_url
+        return self.http.url.replace("http://", "ws://", 1) + "/class/ws"
 
     @property
     def join_url(self) -> str | None:
@@ -79,10 +87,9 @@ async def start_class(game: Game, o: ClassOptions) -> ClassStack:
     if recovered.now == 0:
         opts.start_ts = time.time_ns()  # a fresh game: engine time starts at wall time
     holder: dict[str, Any] = {}
-    opts.extra.setdefault("http_setup", []).append(
-        lambda app, stack: web.setup(app, stack, holder)  # type: ignore[no-untyped-call]
-    )
-    stack, runtime, server, http = await _start(opts)
+    opts.http_setup.append(lambda app, stack: web.setup(app, stack, holder))
+    stack = await start_stack(opts)
+    runtime, server, http = stack.runtime, stack.server, stack.http
     journal = StoreJournal(store)
     sessions = server.api.sessions
     classroom = Classroom(
@@ -96,23 +103,14 @@ async def start_class(game: Game, o: ClassOptions) -> ClassStack:
     await classroom.open()
     # admin-created accounts (bots) stay clear of the roster's range
     server.api.next_account = max(server.api.next_account, 900_000)
-    cs = ClassStack(game, classroom, runtime, server, store, journal, http=http, stack=stack)
+    cs = ClassStack(game, classroom, runtime, server, store, journal, stack, http=http)
     holder["cs"] = cs
     return cs
 
 
 async def stop_class(cs: ClassStack) -> None:
     await cs.classroom.close()
-    if cs.stack is not None:
-        from exchange.stack import stop_stack
-
-        await stop_stack(cs.stack)
-    else:
-        from exchange.cli import stop_stack as stop_old
-
-        if cs.http is not None:
-            await cs.http.stop()
-        await stop_old(cs.runtime, cs.server)
+    await stop_stack(cs.stack)
     await cs.store.close(cs.runtime.exchange)
     await cs.journal.close()
 
@@ -144,11 +142,7 @@ def _install_store(opts: Any, game: Game, o: ClassOptions) -> Any:
     return store
 
 
-def _serve_options(game: Game, o: ClassOptions) -> Any:
-    try:
-        from exchange.stack import ServeOptions
-    except ImportError:  # before the HTTP server existed
-        from exchange.cli import ServeOptions
+def _serve_options(game: Game, o: ClassOptions) -> ServeOptions:
     opts = ServeOptions(
         host=o.host,
         port=o.port,
@@ -158,65 +152,8 @@ def _serve_options(game: Game, o: ClassOptions) -> Any:
         rate_limit=o.rate_limit,
         max_connections=o.max_connections,
         tick_interval=None,
+        http_port=o.http_port,
     )
-    if hasattr(opts, "http_port"):
-        opts.http_port = o.http_port
-    else:
-        opts.extra["http_port"] = o.http_port
     opts.extra["instrument_list"] = list(game.instruments)
     opts.extra.update(o.extra)
     return opts
-
-
-async def _start(opts: Any) -> tuple[Any, Any, Any, Any]:
-    try:
-        from exchange.stack import start_stack
-    except ImportError:
-        from exchange.cli import start_stack as start_old
-
-        runtime, server = await start_old(opts)
-        http = await _FallbackHttp.start(opts, runtime, server)
-        return None, runtime, server, http
-    stack = await start_stack(opts)
-    return stack, stack.runtime, stack.server, stack.http
-
-
-class _FallbackHttp:
-    """Until the exchange's own HTTP server exists: aiohttp on `http_port` running the
-    `http_setup` hooks, with the same security headers."""
-
-    def __init__(self, runner: Any, url: str) -> None:
-        self.runner = runner
-        self.url = url
-
-    @classmethod
-    async def start(cls, opts: Any, runtime: Any, server: Any) -> _FallbackHttp | None:
-        port = opts.extra.get("http_port", 8766)
-        if not port and port != 0:
-            return None
-        from aiohttp import web
-
-        @web.middleware
-        async def headers(request: web.Request, handler: Any) -> Any:
-            resp = await handler(request)
-            resp.headers["Content-Security-Policy"] = (
-                "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
-                "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
-            )
-            resp.headers["X-Content-Type-Options"] = "nosniff"
-            resp.headers["Referrer-Policy"] = "no-referrer"
-            return resp
-
-        app = web.Application(middlewares=[headers], client_max_size=256 * 1024)
-        stack = type("Stack", (), {"runtime": runtime, "server": server, "opts": opts})()
-        for setup in opts.extra.get("http_setup", []):
-            setup(app, stack)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, opts.host, port)
-        await site.start()
-        sock = site._server.sockets[0]  # type: ignore[union-attr]
-        return cls(runner, f"http://{opts.host}:{sock.getsockname()[1]}")
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()

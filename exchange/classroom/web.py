@@ -20,6 +20,7 @@ Errors are ``{"code": ..., "msg": ...}`` with a 4xx status, as in the rest of th
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
@@ -129,7 +130,7 @@ def setup(app: web.Application, stack: Any, holder: dict[str, Any]) -> None:
             "team": student.team,
             "account": student.account,
             "token": token,
-            "wsUrl": c.ws_url,
+            "wsUrl": c.page_ws_url,
         }
         if secret is not None:
             out["rejoin"] = secret
@@ -295,6 +296,48 @@ def setup(app: web.Application, stack: Any, holder: dict[str, Any]) -> None:
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
+    async def ws_bridge(request: web.Request) -> web.WebSocketResponse:
+        """The WebSocket API on the pages' own origin (the CSP allows no other): the same
+        protocol `Session` as the native server, its per-connection rate limit and a
+        bounded outbox (a reader that stops reading is closed, never waited for)."""
+        from exchange.protocol import Session, error_text
+        from exchange.server import TokenBucket
+
+        c = cs()
+        cfg = c.server.config
+        ws = web.WebSocketResponse(max_msg_size=cfg.max_size, heartbeat=20.0)
+        await ws.prepare(request)
+        outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=cfg.max_outbox)
+
+        def sink(text: str) -> None:
+            try:
+                outbox.put_nowait(text)
+            except asyncio.QueueFull:
+                session.close()
+                asyncio.ensure_future(ws.close(code=1008, message=b"slow consumer"))
+
+        session = Session(c.server.api, sink)
+        rate = cfg.rate_limit
+        bucket = TokenBucket(rate, cfg.rate_burst or 2 * rate) if rate else None
+
+        async def writer() -> None:
+            while not ws.closed:
+                await ws.send_str(await outbox.get())
+
+        task = asyncio.create_task(writer())
+        try:
+            async for msg in ws:
+                if msg.type != web.WSMsgType.TEXT:
+                    break
+                if bucket is not None and not bucket.take():
+                    await ws.send_str(error_text(None, -1015, "Too many requests.", 429))
+                    continue
+                await ws.send_str(await session.handle_text(msg.data))
+        finally:
+            session.close()
+            task.cancel()
+        return ws
+
     async def page(request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / PAGES[request.path])
 
@@ -308,6 +351,7 @@ def setup(app: web.Application, stack: Any, holder: dict[str, Any]) -> None:
     app.router.add_get("/class/static/plotly.min.js", plotly)
     app.router.add_static("/class/static/", STATIC, show_index=False)
     r = app.router
+    r.add_get("/class/ws", ws_bridge)
     r.add_post("/class/api/join", join)
     r.add_post("/class/api/rejoin", rejoin)
     r.add_get("/class/api/status", status)

@@ -64,7 +64,7 @@ def install(
 
 
 async def _main(args: argparse.Namespace) -> None:
-    from exchange.cli import ServeOptions, start_stack, stop_stack
+    from exchange.stack import ServeOptions, start_stack, stop_stack
 
     opts = ServeOptions(
         host=args.host,
@@ -83,16 +83,16 @@ async def _main(args: argparse.Namespace) -> None:
         snapshot_every=args.snapshot_every,
         snapshot_interval=args.snapshot_interval,
     )
-    runtime, server = await start_stack(opts)
-    print(f"READY {server.url}", flush=True)
+    stack = await start_stack(opts)
+    print(f"READY {stack.url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await stop_stack(runtime, server)
-    await store.close(runtime.exchange)
+    await stop_stack(stack)
+    await store.close(stack.exchange)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -163,6 +163,7 @@ async def client(h: Harness, n: int, creds: dict[str, Any], book: Book, count: l
                 await p.close()
             p = await connect(h, creds["apiKey"], creds["secret"])
             life = h.life
+            continue  # other clients sent while this one reconnected: recount
         if h.sent_this_life >= h.quota and h.kills < KILLS:
             await asyncio.sleep(0.01)  # spread the orders over the server's lives
             continue

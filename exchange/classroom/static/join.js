@@ -4,7 +4,6 @@ import { $, api, setText } from "./common.js";
 
 function enter(answer) {
   sessionStorage.setItem("mc.token", answer.token);
-  sessionStorage.setItem("mc.ws", answer.wsUrl);
   sessionStorage.setItem("mc.nickname", answer.nickname);
   if (answer.rejoin) sessionStorage.setItem("mc.rejoin", answer.rejoin);
   location.assign("/class/play");

@@ -3,8 +3,10 @@
 // server restart) stay in sessionStorage; nothing from the network is parsed as HTML.
 import { $, api, el, fillTable, setText, Socket } from "./common.js";
 
+// the WebSocket API on this page's own origin (the only one the CSP allows)
+const WS_URL = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/class/ws`;
 const state = { token: sessionStorage.getItem("mc.token"), rejoin: sessionStorage.getItem("mc.rejoin"),
-  ws: sessionStorage.getItem("mc.ws"), symbol: null, account: null, sock: null };
+  ws: WS_URL, symbol: null, account: null, sock: null };
 
 if (!state.rejoin && !state.token) location.assign("/class/");
 setText("me", sessionStorage.getItem("mc.nickname") || "");
@@ -12,9 +14,8 @@ setText("me", sessionStorage.getItem("mc.nickname") || "");
 async function refreshToken() {
   // a new session token for the same account, from the rejoin secret
   const a = await api("/class/api/rejoin", { method: "POST", body: { rejoin: state.rejoin } });
-  state.token = a.token; state.ws = a.wsUrl;
+  state.token = a.token;
   sessionStorage.setItem("mc.token", a.token);
-  sessionStorage.setItem("mc.ws", a.wsUrl);
   return a;
 }
 
