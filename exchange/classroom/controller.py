@@ -102,6 +102,8 @@ class Classroom:
         self._last_sample = 0.0
         self._closing = False
         self._sub: Any = None
+        self._backlog: list[dict[str, Any]] = []
+        self._backlog_wake = asyncio.Event()
 
     # ================================================================ opening
 
@@ -120,6 +122,7 @@ class Classroom:
         self._sub = self.runtime.subscribe("classroom", maxsize=1_000_000, policy="drop")
         self._tasks.append(asyncio.create_task(self._consume(), name="classroom-events"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="classroom-clock"))
+        self._tasks.append(asyncio.create_task(self._flush_backlog(), name="classroom-samples"))
         self._last_wall = self.wall()
 
     async def close(self) -> None:
@@ -131,6 +134,9 @@ class Classroom:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._tasks.clear()
+        if self._backlog:
+            await self.journal.append(list(self._backlog))
+            self._backlog.clear()
 
     def _apply(self, r: dict[str, Any]) -> None:
         """Replay one record into the in-memory game (never touches the exchange)."""
@@ -166,6 +172,8 @@ class Classroom:
             self.revealed = r["revealed"]
         elif k == "sample":
             self.samples.append(r)
+            if r["round"] != self.round:
+                return  # journaled late, after the next round began
             for a, eq in r["equity"].items():
                 s = self.tracker.stats.get(int(a))
                 if s is not None:
@@ -363,11 +371,15 @@ class Classroom:
         old = self.elapsed_ns()
         new = min(old + int(dt * rnd.clock_speed * NS), self.path.duration_ns)
         if new > old:
-            await self._submit(C.AdvanceClock(ts=self.round_start_ts + new))
+            # the clock and the index in one engine batch: one durable commit, not two
             inst = next(i for i in self.game.instruments if i.symbol == rnd.scenario.symbol)
             price = to_ticks(self.path.price_at(new), inst.tick_size)
+            sent = [self.runtime.submit_future(C.AdvanceClock(ts=self.round_start_ts + new))]
             if price != self.runtime.exchange.markets[inst.symbol].index:
-                await self._submit(C.SetIndexPrice(symbol=inst.symbol, price=price))
+                sent.append(
+                    self.runtime.submit_future(C.SetIndexPrice(symbol=inst.symbol, price=price))
+                )
+            await asyncio.gather(*sent)
             await self._scheduled(old, new)
         if now - self._last_sample >= self.sample_every:
             await self._take_sample()
@@ -420,18 +432,27 @@ class Classroom:
             for a, s in self.tracker.stats.items()
         }
         marks = {sym: [m.mark, m.index, m.last] for sym, m in ex.markets.items()}
-        await self._record(
-            {
-                "kind": "sample",
-                "round": self.round,
-                "ts": ex.now,
-                "equity": eq,
-                "counts": counts,
-                "marks": marks,
-            }
-        )
+        rec = {"kind": "sample", "round": self.round, "ts": ex.now, "equity": eq}
+        rec |= {"counts": counts, "marks": marks}
+        # samples only describe the past: applied now, journaled in the background, in
+        # order (a sample lost in a crash costs one point of an equity curve)
+        self._apply(rec)
+        self._backlog.append(rec)
+        self._backlog_wake.set()
         self.board = self.leaderboard()
         self.board_updates += 1
+
+    async def _flush_backlog(self) -> None:
+        while True:
+            await self._backlog_wake.wait()
+            self._backlog_wake.clear()
+            while self._backlog:
+                batch = list(self._backlog)
+                self._backlog.clear()
+                try:
+                    await self.journal.append(batch)
+                except Exception:
+                    log.exception("classroom: journaling samples failed")
 
     # ================================================================ events
 
