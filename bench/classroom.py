@@ -187,7 +187,9 @@ async def _quiet(url: str, token: str, n: int = 200) -> list[float]:
             await ws.send(json.dumps({"id": i + 1, "method": "order.place", "params": params}))
             await ws.recv()
             out.append((time.time() - t) * 1000)
-        await ws.send(json.dumps({"id": -1, "method": "order.cancelAll", "params": {"symbol": "BTCUSDT"}}))
+        await ws.send(
+            json.dumps({"id": -1, "method": "order.cancelAll", "params": {"symbol": "BTCUSDT"}})
+        )
         await ws.recv()
     return out
 
@@ -224,10 +226,16 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     await g.act("start")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     bots = subprocess.Popen(
-        [sys.executable, "-c", BOTS], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", BOTS],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert bots.stdin is not None and bots.stdout is not None
-    bots.stdin.write(json.dumps({"url": cs.ws_url, "admin": "bench", "bots": args.bots, "seconds": seconds + 10}))
+    bots.stdin.write(
+        json.dumps({"url": cs.ws_url, "admin": "bench", "bots": args.bots, "seconds": seconds + 10})
+    )
     bots.stdin.close()
     await asyncio.get_running_loop().run_in_executor(None, bots.stdout.readline)
     await g.act("pause")  # the baseline: one student alone while the market is halted
@@ -235,18 +243,33 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     await g.act("resume")
     updates0, t0 = g.board_updates, time.monotonic()
     students = subprocess.Popen(
-        [sys.executable, "-c", STUDENTS], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", STUDENTS],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert students.stdin is not None and students.stdout is not None
     students.stdin.write(
-        json.dumps({"url": cs.ws_url, "tokens": tokens[:-1], "seconds": seconds, "opm": args.orders_per_minute})
+        json.dumps(
+            {
+                "url": cs.ws_url,
+                "tokens": tokens[:-1],
+                "seconds": seconds,
+                "opm": args.orders_per_minute,
+            }
+        )
     )
     students.stdin.close()
     out = await asyncio.get_running_loop().run_in_executor(None, students.stdout.read)
     elapsed = time.monotonic() - t0
     updates = g.board_updates - updates0
     res = json.loads(out)
-    bots_out = json.loads((await asyncio.get_running_loop().run_in_executor(None, bots.stdout.read)).strip().splitlines()[-1])
+    bots_out = json.loads(
+        (await asyncio.get_running_loop().run_in_executor(None, bots.stdout.read))
+        .strip()
+        .splitlines()[-1]
+    )
     lags = [(recv - published[ts]) * 1000 for ts, recv in res["lags"] if ts in published]
     liquidations = sum(1 for r in g.liquidations if r["student"])
     state = g.state

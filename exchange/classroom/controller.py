@@ -28,10 +28,10 @@ from typing import Any
 
 from exchange.core import commands as C
 from exchange.core import events as E
-from exchange.core.numbers import RATE_ONE
 from exchange.runtime import Runtime
 
 from . import lifecycle as L
+from . import views
 from .gamefile import Game
 from .leaderboard import Tracker, equity_of, standings
 from .roster import Roster, RosterError, Student
@@ -122,7 +122,8 @@ class Classroom:
         self._sub = self.runtime.subscribe("classroom", maxsize=1_000_000, policy="drop")
         self._tasks.append(asyncio.create_task(self._consume(), name="classroom-events"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="classroom-clock"))
-        self._tasks.append(asyncio.create_task(self._flush_backlog(), name="classroom-samples"))
+        self._tasks.append(asyncio.create_task(self._flush_backlog(), name="classroom-journal"))
+        self._tasks.append(asyncio.create_task(self._sampler(), name="classroom-leaderboard"))
         self._last_wall = self.wall()
 
     async def close(self) -> None:
@@ -381,8 +382,6 @@ class Classroom:
                 )
             await asyncio.gather(*sent)
             await self._scheduled(old, new)
-        if now - self._last_sample >= self.sample_every:
-            await self._take_sample()
         if new >= self.path.duration_ns:
             await self._act("end_round")
 
@@ -420,6 +419,16 @@ class Classroom:
             "text": text,
             "source": source,
         }
+
+    async def _sampler(self) -> None:
+        """The leaderboard, once every `sample_every` s: read straight from the exchange
+        (no engine round trip), so a busy engine queue never slows it."""
+        while not self._closing:
+            await asyncio.sleep(self.sample_every)
+            try:
+                await self._take_sample()
+            except Exception:
+                log.exception("classroom: sampling failed")
 
     async def _take_sample(self, force: bool = False) -> None:
         if self.round < 0 or (self.state not in ("running", "paused") and not force):
@@ -620,72 +629,10 @@ class Classroom:
         return standings(self.tracker, self.game.rank_by, self.roster.label)
 
     def status(self) -> dict[str, Any]:
-        ex = self.runtime.exchange
-        rnd = self.game.rounds[self.round] if self.round >= 0 else None
-        left = None
-        if rnd is not None and self.path is not None:
-            left = max(0.0, (self.path.duration_ns - self.elapsed_ns()) / NS / rnd.clock_speed)
-        return {
-            "game": self.game.name,
-            "state": self.state,
-            "round": self.round + 1,
-            "rounds": len(self.game.rounds),
-            "roundName": rnd.name if rnd else None,
-            "secondsLeft": None if left is None else round(left, 1),
-            "clockSpeed": rnd.clock_speed if rnd else None,
-            "symbols": [
-                {"symbol": s, "halted": ex.markets[s].halted, "heldBy": self.held.get(s)}
-                for s in self.game.symbols()
-            ],
-            "headlines": [
-                {"text": h["text"], "round": h["round"] + 1, "source": h["source"]}
-                for h in self.headlines[-20:]
-            ],
-            "revealed": self.revealed,
-            "students": len(self.roster.students),
-            "message": self.message(),
-        }
+        return views.status(self)
 
     def message(self) -> str:
-        return {
-            "lobby": "Waiting for the instructor to start the game.",
-            "running": "",
-            "paused": "Trading is paused by the instructor: orders are refused until it resumes.",
-            "round_over": "The round is over: trading is closed until the next round starts.",
-            "game_over": "The game is over. Thank you for playing!",
-        }[self.state]
+        return views.MESSAGES[self.state]
 
     def danger_table(self) -> list[dict[str, Any]]:
-        """Every student account's positions, nearest to liquidation first."""
-        ex = self.runtime.exchange
-        rows = []
-        for account, members in self.roster.accounts().items():
-            view = ex.account_view(account)
-            positions = [p for p in view.positions if p.qty] if view is not None else []
-            worst = max((p.margin_ratio for p in positions), default=0)
-            rows.append(
-                {
-                    "account": account,
-                    "name": self.roster.label(account),
-                    "students": [
-                        m.public() | {"frozen": m.frozen, "kicked": m.kicked} for m in members
-                    ],
-                    "equity": equity_of(ex, account),
-                    "marginRatio": worst,
-                    "marginRatioPct": f"{worst * 100 / RATE_ONE:.2f}",
-                    "positions": [
-                        {
-                            "symbol": p.symbol,
-                            "qty": p.qty,
-                            "mark": p.mark,
-                            "liquidationPrice": p.liquidation_price,
-                            "leverage": p.leverage,
-                            "marginRatio": p.margin_ratio,
-                            "unrealizedPnl": p.unrealized_pnl,
-                        }
-                        for p in positions
-                    ],
-                }
-            )
-        rows.sort(key=lambda r: (-r["marginRatio"], r["name"].casefold()))
-        return rows
+        return views.danger_table(self)
