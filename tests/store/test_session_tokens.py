@@ -41,38 +41,37 @@ async def test_issued_tokens_are_committed_and_revoked_ones_deleted(db_url: str)
 
 
 async def test_tokens_survive_a_restart_of_serve(tmp_path: Path) -> None:
-    from exchange.cli import ServeOptions, start_stack, stop_stack
+    from exchange.stack import ServeOptions, Stack, start_stack, stop_stack
     from exchange.store.serving import install
 
     db = f"sqlite:///{tmp_path / 'x.db'}"
 
-    async def boot() -> tuple[object, object, Store]:
+    async def boot() -> tuple[Stack, Store]:
         opts = ServeOptions(port=0, clock="stepped", admin_token="adm", tick_interval=None)
         store = install(opts, db)
-        runtime, server = await start_stack(opts)
-        return runtime, server, store
+        return await start_stack(opts), store
 
-    runtime, server, store = await boot()
+    stack, store = await boot()
     try:
-        async with Probe(server.url, S) as admin:  # type: ignore[attr-defined]
+        async with Probe(stack.url, S) as admin:
             await admin.call("session.logon", adminToken="adm")
             acct = await admin.call("admin.createAccount", deposit="1000")
             kept = await admin.call("admin.createSession", account=acct["account"])
             dead = await admin.call("admin.createSession", account=acct["account"])
             assert await admin.call("session.revoke", token=dead["token"]) == {"revoked": 1}
     finally:
-        await stop_stack(runtime, server)
-        await store.close(runtime.exchange)  # type: ignore[attr-defined]
+        await stop_stack(stack)
+        await store.close(stack.exchange)
 
-    runtime, server, store = await boot()
+    stack, store = await boot()
     try:
-        async with Probe(server.url, S) as user:  # type: ignore[attr-defined]
+        async with Probe(stack.url, S) as user:
             res = await user.call("session.logon", token=kept["token"])
             assert res["account"] == acct["account"]
             assert res["expiresAt"] == kept["expiresAt"]
             assert (await user.call("account.status"))["account"] == acct["account"]
             assert await user.error("session.logon", token=dead["token"]) == -2015
     finally:
-        await stop_stack(runtime, server)
-        await store.close(runtime.exchange)  # type: ignore[attr-defined]
+        await stop_stack(stack)
+        await store.close(stack.exchange)
     assert not S.failures, S.failures
