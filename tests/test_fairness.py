@@ -112,15 +112,15 @@ async def test_a_flood_from_one_connection_leaves_the_others_latency(tmp_path: P
         )  # fmt: skip
         assert flooder.stdout is not None and flooder.stdout.readline().strip() == "FLOODING"
         await asyncio.sleep(1.0)
-        # two tries: on a shared 2-core machine one measurement can catch the OS scheduler
-        # preempting this process; a real unfairness fails both
-        for attempt in range(2):
+        # three tries: on a shared 2-core machine one measurement can catch the OS scheduler
+        # preempting this process; a real unfairness fails all three
+        for attempt in range(3):
             stats0 = await admin.request("admin.stats", {})
             during = await latencies(quiet, 400)
             stats1 = await admin.request("admin.stats", {})
             flood_commands = stats1["runtime"]["commands"] - stats0["runtime"]["commands"] - 408
             assert flood_commands > 1000, "the flood did not reach the engine"
-            if p99(during) <= 2 * p99(before) + 1.0 or attempt == 1:
+            if p99(during) <= 2 * p99(before) + 1.0 or attempt == 2:
                 break
         assert p99(during) <= 2 * p99(before) + 1.0, (p99(before), p99(during))
         await quiet.close()

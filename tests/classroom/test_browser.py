@@ -163,7 +163,10 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
         async with teacher.expect_popup() as popup:
             await teacher.click("#open-debrief")
         debrief = await popup.value
-        await expect(debrief.locator("#rounds")).to_contain_text("Liquidations suffered")
+        # plotly.js is 4.8 MB: on a loaded machine the report takes a while to draw
+        await expect(debrief.locator("#rounds")).to_contain_text(
+            "Liquidations suffered", timeout=30_000
+        )
         await expect(debrief.locator("#rounds table").nth(1)).to_contain_text("Ada")
         await expect(debrief.locator("#rounds table").nth(1)).to_contain_text("47500")
         await expect(debrief.locator(".js-plotly-plot").first).to_be_visible()
