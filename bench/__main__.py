@@ -24,6 +24,8 @@ REGISTRY: dict[str, str] = {
     "store": "bench.store",  # journal and snapshots
     "mqtt": "bench.mqtt",  # the MQTT bridge
     "replay": "bench.replay",  # historical data players
+    "binance": "bench.binance",  # ccxt through the Binance gateway vs the native API
+    "web": "bench.web",  # the web app in Chromium during a 10,000-position cascade
 }
 
 

@@ -28,9 +28,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import pickle
 import random
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -58,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=int, default=32, help="requests in flight per client")
     p.add_argument("--fast-cmds", type=int, default=200_000, help="commands for fast_cmds_per_s")
     p.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
+    p.add_argument("--ws-orders", type=int, default=16_000, help="orders per WebSocket run")
+    p.add_argument("--ws-window", type=int, default=256, help="in flight, pipelined client")
+    p.add_argument("--no-ws", action="store_true", help="skip the WebSocket runs")
 
 
 # ------------------------------------------------------------------ workload
@@ -197,6 +203,137 @@ async def run_through(rt: Runtime, cmds: list[C.Command], chunk: int = 1024) -> 
         for c in part[:-1]:
             rt.submit_nowait(c)
         await rt.submit(part[-1])
+
+
+# ------------------------------------------------------------------ through the WebSocket server
+
+
+def order_texts(n: int, seed: int) -> list[str]:
+    """`order_flow` as `order.place` requests (price ticks of 0.1 around 50,000)."""
+    out = []
+    for i, c in enumerate(order_flow(n, seed)):
+        assert isinstance(c, C.PlaceOrder)
+        price = 50_000 + (c.price - 100_000) / 10
+        out.append(json.dumps({"id": i, "method": "order.place", "params": {
+            "symbol": SYMBOL, "side": c.side, "type": "LIMIT", "quantity": f"{c.qty / 1000:.3f}",
+            "price": f"{price:.1f}", "timeInForce": c.time_in_force}}))  # fmt: skip
+    return out
+
+
+class WsServer:
+    """`python -m exchange.store.serving` in a child process (the real server, a store in
+    `mode`, rate limit off); instruments allow enough open orders for the flow."""
+
+    def __init__(self, root: Path, url: str, mode: str) -> None:
+        from exchange.config import default_instruments_path
+
+        toml = root / "instruments.toml"
+        text = Path(default_instruments_path()).read_text(encoding="utf-8")
+        toml.write_text(text.replace("max_open_orders = 200", "max_open_orders = 1000000"))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "exchange.store.serving", "--db", url, "--mode", mode,
+             "--port", "0", "--admin-token", "bench", "--instruments", str(toml),
+             "--snapshot-every", "0", "--snapshot-interval", "0"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("READY "):
+            self.proc.kill()
+            raise RuntimeError(f"server did not start: {line!r}")
+        self.url = line.split()[1]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+async def ws_accounts(url: str, n: int) -> list[tuple[str, str]]:
+    from websockets.asyncio.client import connect
+
+    async with connect(url, compression=None) as ws:
+
+        async def call(method: str, **params: Any) -> Any:
+            await ws.send(json.dumps({"id": 1, "method": method, "params": params}))
+            msg = json.loads(await ws.recv())
+            if msg["status"] != 200:
+                raise RuntimeError(msg)
+            return msg["result"]
+
+        await call("session.logon", adminToken="bench")
+        await call("admin.setIndex", symbol=SYMBOL, price="50000")
+        keys = []
+        for _ in range(n):
+            r = await call("admin.createAccount", deposit="10000000", asset="USDT")
+            keys.append((r["apiKey"], r["secret"]))
+        return keys
+
+
+async def ws_client(url: str, key: tuple[str, str], texts: list[str], window: int) -> list[int]:
+    """Send `texts` keeping at most `window` unanswered; (acks, errors)."""
+    from websockets.asyncio.client import connect
+
+    from exchange.auth import sign
+
+    async with connect(url, compression=None, max_queue=None) as ws:
+        params: dict[str, Any] = {"apiKey": key[0], "timestamp": int(time.time() * 1000)}
+        params["signature"] = sign(key[1], params)
+        await ws.send(json.dumps({"id": 0, "method": "session.logon", "params": params}))
+        assert json.loads(await ws.recv())["status"] == 200
+        credit = asyncio.Semaphore(window)
+        counts = [0, 0]
+
+        async def reader() -> None:
+            for _ in texts:
+                msg = await ws.recv()
+                counts[0 if '"status":200' in msg else 1] += 1
+                credit.release()
+
+        r = asyncio.create_task(reader())
+        for t in texts:
+            await credit.acquire()
+            await ws.send(t)
+        await r
+        return counts
+
+
+async def ws_acks(root: Path, mode: str, clients: int, window: int, orders: int) -> dict[str, Any]:
+    srv = WsServer(root, f"sqlite:///{root / f'ws-{mode}-{clients}.db'}", mode)
+    try:
+        keys = await ws_accounts(srv.url, clients)
+        flows = [order_texts(orders // clients, seed) for seed in range(clients)]
+        gc.collect()
+        t = time.perf_counter()
+        res = await asyncio.gather(
+            *(ws_client(srv.url, k, f, window) for k, f in zip(keys, flows, strict=True))
+        )
+        dt = time.perf_counter() - t
+    finally:
+        srv.stop()
+    acks = sum(r[0] for r in res)
+    return {"acks_per_s": round(acks / dt), "errors": sum(r[1] for r in res)}
+
+
+async def ws_durable(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Valid orders through the real WebSocket server with a durable SQLite store: 8
+    clients each keeping `--window` in flight, and one client keeping `--ws-window`;
+    the same clients against the same server with a fast-mode store are the baseline
+    (nothing waits for a commit there)."""
+    out: dict[str, Any] = {}
+    for label, clients, window in (
+        ("", args.clients, args.window),
+        ("_pipelined", 1, args.ws_window),
+    ):
+        d = await ws_acks(root, "durable", clients, window, args.ws_orders)
+        f = await ws_acks(root, "fast", clients, window, args.ws_orders)
+        out["ws_durable_acks_per_s" + label] = d["acks_per_s"]
+        out["ws_fast_acks_per_s" + label] = f["acks_per_s"]
+        out["ws_durable_vs_fast" + label] = round(d["acks_per_s"] / f["acks_per_s"], 3)
+        out["ws_errors" + label] = d["errors"] + f["errors"]
+    out["ws_clients"] = args.clients
+    out["ws_window"] = args.window
+    out["ws_window_pipelined"] = args.ws_window
+    return out
 
 
 # ------------------------------------------------------------------ measurements
@@ -347,6 +484,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 b.drop()
             out[kind] = res
+        if not args.no_ws:
+            out.update(await ws_durable(root, args))
         off, ex, _ = await engine_rate(None, args.ops)
         on, _, stats = await engine_rate(f"sqlite:///{root / 'engine.db'}", args.ops)
         on_j, _, _ = await engine_rate(f"sqlite:///{root / 'engine_j.db'}", args.ops, False)

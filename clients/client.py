@@ -105,6 +105,51 @@ class NewAccount(TypedDict):
     secret: str
 
 
+class Depth(TypedDict):
+    symbol: str
+    bookSeq: int
+    bids: list[list[str]]  # [price, qty], best first
+    asks: list[list[str]]
+    ts: int
+
+
+class Ticker(TypedDict):
+    type: str
+    symbol: str
+    mark: str
+    index: str
+    last: str
+    fundingRate: str
+    nextFundingTs: int
+    ts: int
+    status: str  # TRADING | HALTED
+    bestBid: str | None
+    bestAsk: str | None
+
+
+class Canceled(TypedDict):
+    symbol: str
+    canceled: int
+
+
+class LeverageSet(TypedDict):
+    symbol: str
+    leverage: int
+
+
+class MarginAdjusted(TypedDict):
+    symbol: str
+    amount: str
+    type: int  # 1 added, 2 removed
+    isolatedMargin: str | None
+
+
+class ServerTime(TypedDict):
+    serverTime: int  # wall clock, ms
+    engineTime: int  # engine time, ns
+    clock: str  # realtime | stepped
+
+
 def dec(v: Num) -> str:
     """A decimal parameter as the wire wants it: a plain decimal string."""
     if isinstance(v, Decimal):
@@ -558,8 +603,8 @@ class Client:
         result: Order = await self.request("order.modify", p)
         return result
 
-    async def cancel_all(self, symbol: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("order.cancelAll", {"symbol": symbol})
+    async def cancel_all(self, symbol: str) -> Canceled:
+        result: Canceled = await self.request("order.cancelAll", {"symbol": symbol})
         return result
 
     async def order_status(
@@ -586,14 +631,14 @@ class Client:
         acct = await self.account_status()
         return next((p for p in acct["positions"] if p["symbol"] == symbol), None)
 
-    async def adjust_margin(self, symbol: str, amount: Num, *, add: bool = True) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request(
+    async def adjust_margin(self, symbol: str, amount: Num, *, add: bool = True) -> MarginAdjusted:
+        result: MarginAdjusted = await self.request(
             "position.margin", {"symbol": symbol, "amount": dec(amount), "type": 1 if add else 2}
         )
         return result
 
-    async def set_leverage(self, symbol: str, leverage: int) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request(
+    async def set_leverage(self, symbol: str, leverage: int) -> LeverageSet:
+        result: LeverageSet = await self.request(
             "leverage.set", {"symbol": symbol, "leverage": leverage}
         )
         return result
@@ -606,19 +651,19 @@ class Client:
         )
         return result
 
-    async def depth(self, symbol: str, limit: int | None = None) -> dict[str, Any]:
+    async def depth(self, symbol: str, limit: int | None = None) -> Depth:
         p: dict[str, Any] = {"symbol": symbol}
         if limit is not None:
             p["limit"] = limit
-        result: dict[str, Any] = await self.request("depth", p)
+        result: Depth = await self.request("depth", p)
         return result
 
-    async def ticker(self, symbol: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("ticker", {"symbol": symbol})
+    async def ticker(self, symbol: str) -> Ticker:
+        result: Ticker = await self.request("ticker", {"symbol": symbol})
         return result
 
-    async def time(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("time")
+    async def time(self) -> ServerTime:
+        result: ServerTime = await self.request("time")
         return result
 
     # -- streams

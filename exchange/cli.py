@@ -143,6 +143,11 @@ def serve(
         compression=compression,
         http_port=None if no_http or http_port == 0 else http_port,
     )
+    from exchange.binance import setup as binance_setup
+    from exchange.web.app import setup as web_app
+
+    # the web app (docs/web.md) and the Binance USDⓈ-M gateway (docs/binance.md)
+    opts.http_setup += [web_app, binance_setup]
     if store not in ("durable", "fast", "off"):
         raise typer.BadParameter("store must be durable, fast or off", param_hint="--store")
     if store != "off":
@@ -414,7 +419,9 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-async def run_demo(host: str, port: int, duration: float, seed: int, live: bool) -> DemoState:
+async def run_demo(
+    host: str, port: int, duration: float, seed: int, live: bool, http_port: int = 8766
+) -> DemoState:
     from rich.console import Console
     from rich.live import Live
 
@@ -423,11 +430,15 @@ async def run_demo(host: str, port: int, duration: float, seed: int, live: bool)
     # lines stay whole (keys to copy, liquidations to grep) when output is not a terminal
     console = Console(stderr=False, soft_wrap=True)
     token = secrets.token_urlsafe(12)
+    from exchange.web.app import setup as web_app
+
     opts = ServeOptions(host=host, port=port, clock="realtime", admin_token=token, rate_limit=None)
+    opts.http_port, opts.http_setup = http_port, [web_app]
     opts.extra["instrument_list"] = demo_instruments()
     stack = await start_stack(opts)
     server = stack.server
     state = DemoState()
+    console.print(f"watch it in a browser: [b]{stack.http_url}/#liquidations[/b]")
     console.print(f"margincall demo: server on [b]{server.url}[/b]  (admin token {token})")
     console.print(
         "BTCUSDT marks at the last trade here, so liquidation fills move the mark: "
@@ -439,6 +450,11 @@ async def run_demo(host: str, port: int, duration: float, seed: int, live: bool)
     yours = await admin.create_account(deposit="100000")
     console.print("an account for you (100,000 USDT), for clients/example_strategy.py:")
     console.print(f"  MC_KEY={yours['apiKey']} MC_SECRET={yours['secret']}")
+    session = await admin.request(
+        "admin.createSession", {"account": yours["account"], "label": "you"}
+    )
+    console.print(f"and to trade it in the browser ({stack.http_url}/#trade), this session token:")
+    console.print(f"  {session['token']}")
     pace = max(0.25, min(1.0, duration / 60))
     fleet = BotFleet(server.url, token, seed=seed, pace=pace)
     watcher = await Client(server.url).connect()
@@ -571,13 +587,17 @@ def demo(
     duration: Annotated[float, typer.Option(help="Seconds before the demo ends by itself.")] = 60.0,
     seed: Annotated[int, typer.Option(help="Random seed of the bots and the price path.")] = 7,
     live: Annotated[bool, typer.Option(help="Live rich view (else one line a second).")] = True,
+    http_port: Annotated[
+        int, typer.Option(help="The web app's HTTP port (0: any free port).")
+    ] = 8766,
 ) -> None:
-    """Start a server with bots and a scripted index crash; watch the cascade live."""
+    """Start a server with bots and a scripted index crash; watch the cascade live, in the
+    terminal and in the web app (its URL is printed first)."""
     if duration <= 0:
         raise typer.BadParameter("must be positive", param_hint="--duration")
     logging.basicConfig(level=logging.WARNING)
     live = live and sys.stdout.isatty()
-    asyncio.run(run_demo(host, port, duration, seed, live))
+    asyncio.run(run_demo(host, port, duration, seed, live, http_port))
 
 
 def _register_store_commands() -> None:

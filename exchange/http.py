@@ -32,19 +32,18 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from aiohttp import web
 
 from exchange.core.errors import MESSAGES, Code
 
-if TYPE_CHECKING:
-    from exchange.stack import Stack
-
 log = logging.getLogger("margincall.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Setup = Callable[[web.Application, "Stack"], None]
+#: `setup(app, stack)`: the stack is an `exchange.stack.Stack` (typed `Any` here so that
+#: this module, which the stack module builds, does not import it back).
+Setup = Callable[[web.Application, Any], None]
 
 #: The one policy for every page: scripts, styles, images, fonts and connections
 #: (fetch and WebSocket) only from the serving origin. `style-src` allows the style
@@ -99,7 +98,7 @@ _HTTP_CODES = {
 class HttpServer:
     """The HTTP side of a stack. `add_setup(fn)` before `await start()`; `url`; `await stop()`."""
 
-    def __init__(self, stack: Stack | None, config: HttpConfig | None = None) -> None:
+    def __init__(self, stack: Any, config: HttpConfig | None = None) -> None:
         self.stack = stack
         self.config = config or HttpConfig()
         self.app = web.Application(

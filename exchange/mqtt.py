@@ -3,7 +3,8 @@
 One more adapter around the core (see docs/mqtt.md for topics, payloads and QoS):
 
 * **out** — a runtime subscription (`policy="drop"`, bounded) feeds a consumer task that
-  formats each public event with the WebSocket `Formatter`, so every payload is the same
+  takes each public event's payload from the runtime's shared `Formatter` (formatted once for
+  the WebSocket streams and the bridge alike), so every payload is the same
   JSON, byte for byte, as the `data` of the matching WebSocket stream message. Messages
   go into two bounded outgoing queues (one per QoS; oldest dropped and counted when
   full) that a publisher task drains while connected; paho is handed a QoS 1 message
@@ -49,7 +50,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from exchange import units
 from exchange.core import commands as C
 from exchange.core import events as E
-from exchange.protocol import Formatter, dumps, loads
+from exchange.protocol import Formatter, encode_plain, loads
 from exchange.runtime import Runtime
 from exchange.units import UnitError
 
@@ -353,7 +354,7 @@ class MqttBridge:
         self.runtime = runtime
         self.config = config or MqttConfig()
         self.config.validate()
-        self.formatter = Formatter(runtime.exchange.instruments)
+        self.formatter = Formatter.shared(runtime)
         self.retained: dict[str, Outgoing] = {}
         self._out: deque[Outgoing] = deque()  # QoS 0: ticks, shed first
         self._out1: deque[Outgoing] = deque()  # QoS 1: liquidations, cascades, status
@@ -505,7 +506,7 @@ class MqttBridge:
 
     def handle_batch(self, batch: list[E.Event]) -> None:
         """Format one batch of core events into outgoing messages (public for tests)."""
-        public = self.formatter.public
+        payload = self.formatter.payload
         routes = self._routes
         enqueue = self._enqueue
         touched: dict[str, None] = {}
@@ -518,14 +519,14 @@ class MqttBridge:
                 continue
             if t in _TICKER_EVENTS:
                 touched[ev.symbol] = None  # type: ignore[attr-defined]
-            pub = public(ev)
+            pub = payload(ev)
             if pub is None:
                 continue
             stream, data = pub
             if stream == "cascades":
-                stream = "cascades." + data["symbol"]
+                stream = "cascades." + ev.symbol  # type: ignore[attr-defined]
             route = routes.get(stream) or self._route(stream)
-            enqueue(Outgoing(route[0], dumps(data).encode(), route[1], route[2], route[3]))
+            enqueue(Outgoing(route[0], data, route[1], route[2], route[3]))
         for symbol in touched:
             enqueue(self._ticker(symbol))
 
@@ -555,7 +556,7 @@ class MqttBridge:
         out["bestBid"] = units.ticks_to_str(inst, mv.best_bid) if mv.best_bid else None
         out["bestAsk"] = units.ticks_to_str(inst, mv.best_ask) if mv.best_ask else None
         topic = self.config.topic(symbol, "ticker")
-        return Outgoing(topic, dumps(out).encode(), 0, True, self.config.mark_expiry)
+        return Outgoing(topic, encode_plain(out), 0, True, self.config.mark_expiry)
 
     def _depth(self, symbol: str) -> Outgoing:
         """The top `depth_levels` of each side: the same JSON as the WebSocket `depth`
@@ -567,7 +568,7 @@ class MqttBridge:
         del out["type"]
         self._depth_seq[symbol] = seq
         topic = self.config.topic(symbol, "depth")
-        return Outgoing(topic, dumps(out).encode(), 0, True, self.config.mark_expiry)
+        return Outgoing(topic, encode_plain(out), 0, True, self.config.mark_expiry)
 
     def _seed(self, symbols: Iterable[str]) -> list[Outgoing]:
         """Build `mark` (when there is one), `ticker`, `status` and `depth` of `symbols`
@@ -588,12 +589,12 @@ class MqttBridge:
                     ex.now, 0,
                 )  # fmt: skip
                 route = self._route("mark." + symbol)
-                msgs.append(Outgoing(route[0], dumps(data).encode(), *route[1:]))
+                msgs.append(Outgoing(route[0], encode_plain(data), *route[1:]))
             status = (E.SymbolHalted if mv.halted else E.SymbolResumed)(0, ex.now, symbol)
             pub = fmt.public(status)
             if pub is not None:
                 route = self._route(pub[0])
-                msgs.append(Outgoing(route[0], dumps(pub[1]).encode(), *route[1:]))
+                msgs.append(Outgoing(route[0], encode_plain(pub[1]), *route[1:]))
             for msg in msgs:
                 self.retained[msg.topic] = msg
             out += msgs
@@ -647,7 +648,7 @@ class MqttBridge:
     # ---------------------------------------------------------------- connection
 
     def _online(self, online: bool) -> bytes:
-        return dumps({"type": "bridge", "online": online, "venue": self.config.venue}).encode()
+        return encode_plain({"type": "bridge", "online": online, "venue": self.config.venue})
 
     def _make_client(self) -> aiomqtt.Client:
         cfg = self.config

@@ -21,15 +21,17 @@ core's, which answers with a rejection event mapped to the same error shape.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from pydantic_core import to_json as _to_json
+import orjson
 
 from exchange import units
 from exchange.auth import AdminAuth, AuthError, KeyStore
@@ -38,6 +40,7 @@ from exchange.core import commands as C
 from exchange.core import events as E
 from exchange.core.errors import MESSAGES, Code
 from exchange.core.instruments import Instrument
+from exchange.core.ladder import DECADES, MAX_BUCKETS
 from exchange.core.numbers import RATE_ONE
 from exchange.errors import StoreUnavailable
 from exchange.runtime import Runtime
@@ -91,24 +94,54 @@ _decoder = json.JSONDecoder(
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+def _has_float(obj: Any) -> bool:
+    t = type(obj)
+    if t is float:
+        return True
+    if t is dict:
+        return any(_has_float(v) for v in obj.values())
+    if t is list:
+        return any(_has_float(v) for v in obj)
+    return False
+
+
 def loads(text: str) -> Any:
-    """Strict JSON: NaN/Infinity rejected, floats kept as exact text (`JsonNumber`)."""
-    return _decoder.decode(text)
+    """Strict JSON: NaN/Infinity rejected, floats kept as exact text (`JsonNumber`).
+
+    orjson parses first (~4× faster than `json`); what it refuses, and anything holding a
+    float (orjson makes floats of decimals and of integers past 64 bits), is parsed again
+    by the strict `json` decoder, so the result and every error are exactly that decoder's.
+    """
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _decoder.decode(text)
+    if _has_float(obj):
+        return _decoder.decode(text)
+    return obj
 
 
 def dumps(obj: Any) -> str:
     return _encode(obj)
 
 
-def _encode_plain(obj: Any) -> str:
-    """`_encode` for data built only from str, int (and bool, IntEnum), None, lists and
-    str-keyed dicts — the formatters' output: same text, ~5× faster (pydantic-core's
-    serializer). Never use it for floats (their text differs) or anything else; on any
-    error (e.g. a lone surrogate) it falls back to `_encode`, which then behaves as before.
+def encode_plain(obj: Any) -> bytes:
+    """`_encode(obj).encode()` for data built only from str, int (and bool, IntEnum), None,
+    lists and str-keyed dicts — the formatters' output: the same bytes, ~7× faster
+    (orjson). Never use it for floats (their text differs) or anything else; on any error
+    (an integer past 64 bits, a lone surrogate) it falls back to `_encode`.
     """
     try:
-        return _to_json(obj).decode()
-    except Exception:
+        return orjson.dumps(obj)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _encode(obj).encode()
+
+
+def _encode_plain(obj: Any) -> str:
+    """`encode_plain` as text (answers and stream messages are text frames)."""
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:
         return _encode(obj)
 
 
@@ -127,7 +160,12 @@ def _ok_text(req_id: Any, result_text: str) -> str:
 
 def _stream_text(stream: str, data: dict[str, Any]) -> str:
     """`_encode({"stream": stream, "data": data})` for formatter data (see `_encode_plain`)."""
-    return '{"stream":' + _encode(stream) + ',"data":' + _encode_plain(data) + "}"
+    return _encode_plain({"stream": stream, "data": data})
+
+
+def stream_message(stream: str, payload: bytes) -> str:
+    """The text of a stream message whose `data` is already encoded (`Formatter.payload`)."""
+    return '{"stream":' + _encode(stream) + ',"data":' + payload.decode() + "}"
 
 
 def error_text(req_id: Any, code: int, msg: str, status: int = 400) -> str:
@@ -235,6 +273,7 @@ PLAIN_RESULTS = (
     "openOrders.status",
     "account.status",
     "depth",
+    "market.liquidationLadder",
 )
 _PLAIN_HANDLERS: frozenset[Any] = frozenset()
 
@@ -394,16 +433,25 @@ def instrument_json(inst: Instrument, halted: bool = False) -> dict[str, Any]:
     }
 
 
+_SHARED: weakref.WeakKeyDictionary[Runtime, Formatter] = weakref.WeakKeyDictionary()
+
+
 class Formatter:
     """Core events → stream messages. Public streams never carry an account id.
 
     `public(ev)` gives (stream, data) for market streams; `private(ev)` gives
-    (account, data) pairs for the owners' `account` streams. The MQTT bridge reuses
-    `public` so its payloads are the same JSON as the WebSocket streams.
+    (account, data) pairs for the owners' `account` streams. `payload(ev)` gives
+    (stream, the JSON bytes of data), formatted once per event however many consumers
+    ask: the WebSocket fan-out and the MQTT bridge of one runtime share one formatter
+    (`Formatter.shared`), so MQTT payloads are the WebSocket streams' `data`, byte for
+    byte, and an event both send is formatted once.
     """
+
+    _MEMO = 1 << 16  # events remembered by `payload` (consumers lag each other by less)
 
     def __init__(self, instruments: Mapping[str, Instrument]) -> None:
         self.instruments = instruments
+        self._memo: dict[int, tuple[Any, tuple[str, bytes] | None]] = {}
         self._public: dict[type, Callable[[Any], tuple[str, dict[str, Any]]]] = {
             E.BookUpdated: self._book,
             E.OrderFilled: self._trade,
@@ -451,9 +499,36 @@ class Formatter:
             return "status." + str(ev.symbol)
         return None
 
+    @classmethod
+    def shared(cls, runtime: Runtime) -> Formatter:
+        """The one formatter of `runtime`'s consumers (created on first use)."""
+        f = _SHARED.get(runtime)
+        if f is None or f.instruments is not runtime.exchange.instruments:
+            f = _SHARED[runtime] = cls(runtime.exchange.instruments)
+        return f
+
     def public(self, ev: E.Event) -> tuple[str, dict[str, Any]] | None:
         f = self._public.get(type(ev))
         return f(ev) if f is not None else None
+
+    def payload(self, ev: E.Event) -> tuple[str, bytes] | None:
+        """(stream, JSON bytes of data) of a public event, or None; memoized per event
+        object (O(1); the memo keeps the newest `_MEMO` events, so ids cannot repeat)."""
+        memo = self._memo
+        key = id(ev)
+        hit = memo.get(key)
+        if hit is not None and hit[0] is ev:
+            return hit[1]
+        f = self._public.get(type(ev))
+        out = None
+        if f is not None:
+            stream, data = f(ev)
+            out = (stream, encode_plain(data))
+        memo[key] = (ev, out)
+        if len(memo) > self._MEMO:
+            for k in list(itertools.islice(memo, self._MEMO // 2)):  # the older half
+                del memo[k]
+        return out
 
     def private(self, ev: E.Event) -> list[tuple[int, dict[str, Any]]]:
         f = self._private.get(type(ev))
@@ -896,7 +971,7 @@ class Api:
         self.admin = admin if admin is not None else AdminAuth()
         self.sessions = sessions if sessions is not None else SessionTokens()
         self.sessions.on_revoke.append(self._tokens_revoked)
-        self.formatter = Formatter(runtime.exchange.instruments)
+        self.formatter = Formatter.shared(runtime)
         self.router = Router(self)
         self.extra_stats = stats
         accounts = getattr(runtime.exchange, "accounts", None)
@@ -978,9 +1053,9 @@ class Router:
             if topics:
                 stream = fmt.stream_of(ev)
                 if stream is not None and stream in topics:
-                    pub = fmt.public(ev)
+                    pub = fmt.payload(ev)
                     if pub is not None:
-                        text = _stream_text(stream, pub[1])
+                        text = stream_message(stream, pub[1])
                         seq = ev.book_seq if type(ev) is E.BookUpdated else 0
                         for s in list(topics.get(stream, ())):
                             s.deliver(stream, text, seq)
@@ -1021,13 +1096,23 @@ class Router:
                 self.messages += 1
 
 
+# Methods a connection may pipeline (see `Session.pipeline`): nothing before their
+# command is queued reads state another command changes, and their answer comes from
+# the command's own events or from a state no later command can change (a canceled
+# order; `order.cancel` only by `orderId`, as a client order id can be reused later).
+# One exception, by design: an `order.place` the core ignores as a resubmission answers
+# with the earlier order as it is when the answer is written.
+PIPELINED = frozenset({"order.place", "order.cancel"})
+
+
 class Session:
     """One connection's protocol state: who it is and what it listens to.
 
     `sink(text)` is how stream messages leave (the server's bounded outbox).
     At most `MAX_IN_ENGINE` of one session's commands wait in the engine's queue at
-    once; more wait here, in order, so a connection that pipelines a burst is
-    interleaved with the others instead of filling the queue ahead of them.
+    once (pipelined ones included: until one gets a slot the connection reads no further);
+    more wait here, in order, so a connection that pipelines a burst is interleaved with
+    the others instead of filling the queue ahead of them.
     """
 
     MAX_IN_ENGINE = 8
@@ -1042,6 +1127,8 @@ class Session:
         self.streams: set[str] = set()
         self.book_floor: dict[str, int] = {}
         self.closed = False
+        self._inflight: set[asyncio.Task[str]] = set()  # pipelined requests not yet answered
+        self._ready: asyncio.Future[None] | None = None  # set by `submit` (see `pipeline`)
 
     # -- streams
 
@@ -1067,8 +1154,43 @@ class Session:
 
     # -- requests
 
-    async def handle_text(self, text: str | bytes) -> str:
-        """One frame in, the text of its answer out. Never raises."""
+    def pipeline(self, text: str | bytes) -> tuple[asyncio.Task[str], asyncio.Future[None]]:
+        """Start one request without waiting for its answer: (its answer, ready).
+
+        Requests of one connection take effect in the order they are started, and each
+        answer is what `handle_text` would have given had they run one at a time. The
+        caller starts the next request once `ready` is done: when this one has finished,
+        or when it is an `order.place` or an `order.cancel` by `orderId` (see
+        `PIPELINED`) and its command is queued in the runtime — so a connection's
+        commands can share one durable commit instead of waiting for one each. Any other
+        request first waits until every earlier one is answered, and is ready only when
+        it is answered itself.
+        """
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        earlier = list(self._inflight)
+        task = loop.create_task(self.handle_text(text, ready=ready, earlier=earlier))
+        self._inflight.add(task)
+
+        def done(t: asyncio.Task[str]) -> None:
+            self._inflight.discard(t)
+            if not ready.done():
+                ready.set_result(None)
+
+        task.add_done_callback(done)
+        return task, ready
+
+    async def handle_text(
+        self,
+        text: str | bytes,
+        *,
+        ready: asyncio.Future[None] | None = None,
+        earlier: list[asyncio.Task[str]] | None = None,
+    ) -> str:
+        """One frame in, the text of its answer out. Never raises.
+
+        `ready` and `earlier` are `pipeline`'s: without them the request simply runs.
+        """
         req_id: Any = None
         api = self.api
         api.requests += 1
@@ -1127,6 +1249,12 @@ class Session:
             if m.access == "admin" and not self.admin:
                 raise ProtocolError(Code.INVALID_KEY_OR_PERMISSION)
             p = validate_params(m, params)
+            if ready is not None:
+                if name in PIPELINED and (name != "order.cancel" or "orderId" in p):
+                    # no await until the handler's `submit`, which hands `ready` on
+                    self._ready = ready
+                elif earlier:
+                    await asyncio.wait(earlier)
             result = await m.handler(self, p)
             if m.handler in _PLAIN_HANDLERS:
                 return _ok_text(req_id, _encode_plain(result))
@@ -1150,8 +1278,16 @@ class Session:
             return error_text(req_id, int(Code.UNKNOWN), MESSAGES[Code.UNKNOWN], 500)
 
     async def submit(self, cmd: C.Command) -> list[E.Event]:
+        # `ready` is taken before any await: it belongs to the request that set it
+        ready = self._ready
+        self._ready = None
+        # a pipelined request counts toward the bound too: while it waits for a slot its
+        # `ready` stays unset, so the connection reads no further (back-pressure)
         async with self.engine_slots:
-            events = await self.api.runtime.submit_future(cmd, owned=True)
+            fut = self.api.runtime.submit_future(cmd, owned=True)
+            if ready is not None and not ready.done():
+                ready.set_result(None)
+            events = await fut
         for ev in events:
             t = type(ev)
             if t is E.OrderRejected or t is E.CommandRejected:
@@ -1539,6 +1675,55 @@ async def _depth(s: Session, p: dict[str, Any]) -> Any:
     }
 
 
+def ladder_json(inst: Instrument, v: Any, ts: int) -> dict[str, Any]:
+    def buckets(bs: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "low": units.ticks_to_str(inst, b.low),
+                "high": units.ticks_to_str(inst, b.high),
+                "qty": units.lots_to_str(inst, b.qty),
+                "positions": b.positions,
+            }
+            for b in bs
+        ]
+
+    return {
+        "symbol": v.symbol,
+        "mark": units.ticks_to_str(inst, v.mark),
+        "bucketSize": units.ticks_to_str(inst, v.bucket_ticks),
+        "longs": buckets(v.longs),
+        "shorts": buckets(v.shorts),
+        "longQty": units.lots_to_str(inst, v.long_qty),
+        "longPositions": v.long_positions,
+        "shortQty": units.lots_to_str(inst, v.short_qty),
+        "shortPositions": v.short_positions,
+        "ts": ts,
+    }
+
+
+@method(
+    "market.liquidationLadder",
+    "public",
+    required=SYMBOL,
+    optional={"buckets": v_int(1, MAX_BUCKETS), "bucketSize": v_decimal},
+)
+async def _liquidation_ladder(s: Session, p: dict[str, Any]) -> Any:
+    """Open interest by liquidation price around the mark: public and aggregated."""
+    inst = s.api.instrument(p["symbol"])
+    exponent = None
+    if "bucketSize" in p:
+        ticks = units.price_to_ticks(inst, p["bucketSize"], "bucketSize")
+        exponent = len(str(ticks)) - 1
+        if ticks != 10**exponent or exponent >= DECADES:
+            raise ProtocolError(
+                Code.INVALID_PARAMETER,
+                f"Parameter 'bucketSize' must be the tick size times 10^k, k in 0..{DECADES - 1}.",
+            )
+    ex = s.api.exchange
+    view = ex.liquidation_ladder(inst.symbol, p.get("buckets", 20), exponent)
+    return ladder_json(inst, view, ex.now)
+
+
 @method("time", "public")
 async def _time(s: Session, p: dict[str, Any]) -> Any:
     return {
@@ -1561,6 +1746,7 @@ async def _ticker(s: Session, p: dict[str, Any]) -> Any:
     out["status"] = "HALTED" if mv.halted else "TRADING"
     out["bestBid"] = units.ticks_to_str(inst, mv.best_bid) if mv.best_bid else None
     out["bestAsk"] = units.ticks_to_str(inst, mv.best_ask) if mv.best_ask else None
+    out["insuranceFund"] = units.quanta_to_str(s.api.exchange.insurance_fund(inst.quote_asset))
     return out
 
 

@@ -8,8 +8,12 @@ per-connection token-bucket rate limit: a message over the limit is answered -10
 and not processed; a connection that keeps going over it (more than `abuse_strikes`
 rejections within `abuse_window` seconds) is closed with 1008.
 
-Each connection reads and answers its requests in order (one at a time, so a read
-after a write sees the write). Stream messages go through the connection's own
+Each connection's requests take effect, and are answered, in the order they arrive (a
+read after a write sees the write). With a durable store (or `pipeline=True`) the
+connection reads on while an order placement or cancellation waits for its commit
+(`Session.pipeline`), so one client that pipelines has its commands committed in groups
+rather than one commit each; at most `max_pipeline` requests are in flight, then the
+connection stops reading until the oldest is answered. Stream messages go through the connection's own
 bounded outbox and writer task; a client that stops reading lets its outbox fill, and
 past `max_outbox` messages it is closed with 1008 "slow consumer" and counted — the
 engine and the other clients never wait for it.
@@ -59,6 +63,8 @@ class ServerConfig:
     max_outbox: int = 10_000  # stream messages waiting for a slow reader
     socket_send_buffer: int | None = None  # SO_SNDBUF per connection; None = the OS default
     fanout_queue: int = 100_000  # event batches waiting for the router
+    pipeline: bool | None = None  # read on while commands commit; None = if the store is durable
+    max_pipeline: int = 1024  # requests in flight per connection when pipelining
 
 
 class TokenBucket:
@@ -287,6 +293,12 @@ class Server:
         self.connections.add(conn)
         self.accepted += 1
         conn.writer = asyncio.create_task(conn.write_loop())
+        if self._pipelining():
+            try:
+                await self._serve_pipelined(conn)
+            finally:
+                await self._closed(conn)
+            return
         handle = conn.session.handle_text
         try:
             async for msg in ws:
@@ -310,14 +322,77 @@ class Server:
         except ConnectionClosed:
             pass
         finally:
-            self.connections.discard(conn)
-            conn.session.close()
-            conn.dead = True
-            conn.wake.set()
-            if conn.writer is not None:
-                conn.writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                    await conn.writer
+            await self._closed(conn)
+
+    def _pipelining(self) -> bool:
+        p = self.config.pipeline
+        if p is None:
+            clog = self.runtime.command_log
+            return bool(clog is not None and clog.durable)
+        return p
+
+    async def _serve_pipelined(self, conn: Connection) -> None:
+        """Read requests while earlier ones wait for their commit; answer in order."""
+        ws, session = conn.ws, conn.session
+        answers: deque[asyncio.Future[str]] = deque()
+        wake = asyncio.Event()
+        cap = self.config.max_pipeline
+        loop = asyncio.get_running_loop()
+
+        async def answer_loop() -> None:
+            while True:
+                if not answers:
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                text = await answers[0]
+                answers.popleft()
+                await ws.send(text)
+
+        sender = asyncio.create_task(answer_loop())
+        try:
+            async for msg in ws:
+                if conn.dead or sender.done():
+                    break
+                if conn.limited():
+                    if conn.dead:
+                        break
+                    fut: asyncio.Future[str] = loop.create_future()
+                    fut.set_result(
+                        error_text(
+                            _request_id(msg),
+                            int(Code.TOO_MANY_REQUESTS),
+                            MESSAGES[Code.TOO_MANY_REQUESTS],
+                            429,
+                        )
+                    )
+                    answers.append(fut)
+                    wake.set()
+                    continue
+                if not isinstance(msg, str):
+                    self.binary_frames += 1
+                task, ready = session.pipeline(msg)
+                answers.append(task)
+                wake.set()
+                await ready
+                while len(answers) >= cap and not sender.done():
+                    await asyncio.wait((answers[0], sender), return_when=asyncio.FIRST_COMPLETED)
+        except ConnectionClosed:
+            pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await sender
+
+    async def _closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        conn.session.close()
+        conn.dead = True
+        conn.wake.set()
+        if conn.writer is not None:
+            conn.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await conn.writer
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -47,6 +47,7 @@ __all__ = [
     "parse_duration",
     "parse_time",
     "run_session",
+    "session_player_config",
 ]
 
 _DUR = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9,
@@ -88,16 +89,26 @@ def build_instruments(
     mark_method: str | None = None,
     max_open_orders: int | None = None,
     funding: bool = True,
+    symbols: list[str] | None = None,
 ) -> list[Instrument]:
     """The instruments for a replay exchange: the file's (default: the shipped ones), with
     the mark method replaced, the per-account open-order limit raised to at least
     `max_open_orders` (the replay account holds one order per mirrored level), and, with
     `funding=False`, interest rate and clamp 0 (funding then only pays the premium, which is
-    0 without a book)."""
+    0 without a book); with `symbols`, only those (an unknown one is an error)."""
     from exchange.config import load_instruments
 
     out = []
-    for inst in load_instruments(path):
+    insts = load_instruments(path)
+    if symbols is not None:
+        known = {i.symbol for i in insts}
+        missing = [s for s in symbols if s not in known]
+        if missing:
+            raise ValueError(
+                f"no instrument {', '.join(missing)} (known: {', '.join(sorted(known))})"
+            )
+        insts = [i for i in insts if i.symbol in symbols]
+    for inst in insts:
         changes: dict[str, Any] = {}
         if mark_method is not None:
             changes["mark_method"] = mark_method
@@ -161,6 +172,10 @@ class SessionOptions:
     linger: float = 0.0  # seconds to keep serving after the replay ends (-1: until stopped)
     progress: bool = True
     count_limit_bytes: int = 64 * 2**20
+    unknown_symbols: str = "error"  # a recorded symbol that is no instrument (PlayerConfig)
+    keep_events: bool = False  # keep every core event in the result (identity tests)
+    # list only these instruments (every command then looks at fewer markets); None: all
+    only_symbols: list[str] | None = None
 
 
 @dataclass
@@ -175,10 +190,14 @@ class SessionResult:
     lockstep: dict[str, Any] | None = None
     report_incomplete: bool = False
     state_hash: str = ""
+    events: list[Any] | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
-def _player_config(opts: SessionOptions) -> PlayerConfig:
+def session_player_config(opts: SessionOptions) -> PlayerConfig:
+    """The player's configuration for a session (the lockstep's and the in-process one's)."""
     return PlayerConfig(
+        unknown_symbols=opts.unknown_symbols,
         default_symbol=opts.symbol,
         clock="local" if opts.by == "local" else "exchange",
         reference="mark" if opts.reference == "mark" else "index",
@@ -259,6 +278,7 @@ async def run_session(
         mark_method=opts.mark_method,
         max_open_orders=opts.max_open_orders,
         funding=opts.funding,
+        symbols=opts.only_symbols,
     )
     ex = Exchange(instruments)
     sopts = ServeOptions(
@@ -287,10 +307,13 @@ async def run_session(
         sample_ns=opts.sample_ns,
     )
     sub = runtime.subscribe("report", maxsize=1_000_000, policy="close")
+    kept: list[Any] | None = [] if opts.keep_events else None
 
     async def consume() -> None:
         async for batch in sub:
             recorder.record(batch)
+            if kept is not None:
+                kept.extend(batch)
 
     consumer = asyncio.create_task(consume(), name="margincall-report")
     result_strategy: StrategyRun | None = None
@@ -338,7 +361,7 @@ async def run_session(
             player = await play_async(
                 runtime,
                 events,
-                _player_config(opts),
+                session_player_config(opts),
                 population=population,
                 pacing=Pacing(opts.speed),
                 lockstep=lock,
@@ -361,7 +384,9 @@ async def run_session(
             lockstep=lock.stats() if lock else None,
             report_incomplete=sub.overflowed,
             state_hash=ex.state_hash(),
+            events=kept,
         )
+        result.warnings = recorder.warnings(strat_account, player)
         if opts.report is not None:
             meta = {
                 "data": " ".join(Path(p).name for p in opts.data),

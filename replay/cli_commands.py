@@ -53,9 +53,10 @@ Synthetic = Annotated[
     str | None,
     typer.Option(
         help="Quote liquidity around the index where no book is recorded: "
-        "LEVELS,SPREAD_BPS,STEP_BPS,QTY (e.g. 3,2,5,5)."
+        "LEVELS,SPREAD_BPS,STEP_BPS,QTY (e.g. 3,2,5,5), or 'none'."
     ),
 ]
+DEFAULT_SYNTHETIC = "3,2,5,5"  # backtests on bars: 3 levels a side, 2 bp spread, 5 BTC each
 Funding = Annotated[bool, typer.Option(help="Pay funding (off: interest rate and clamp 0).")]
 Population = Annotated[int, typer.Option(help="Leveraged population: number of accounts.")]
 Seed = Annotated[int, typer.Option(help="Population seed.")]
@@ -103,7 +104,7 @@ def _population(
 
 
 def _synthetic(text: str | None) -> SyntheticBook | None:
-    if not text:
+    if not text or text.strip().lower() in ("none", "off", "no", "0"):
         return None
     try:
         levels, spread, step, qty = text.split(",")
@@ -169,10 +170,13 @@ def _common(
 
 
 def _run(opts: SessionOptions, on_ready: Any) -> Any:
+    from replay.player import UnknownSymbol
+    from replay.strategy import StrategyLoadError
+
     logging.basicConfig(level=logging.WARNING)
     try:
         return asyncio.run(run_session(opts, on_ready=on_ready))
-    except ReplayFormatError as e:
+    except (ReplayFormatError, UnknownSymbol, StrategyLoadError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
@@ -201,7 +205,7 @@ def replay_command(
     open_over: OpenOver = None,
     speed: Annotated[
         float, typer.Option(help="Replay time per wall time (60: a minute a second; 0: max).")
-    ] = 60.0,
+    ] = 0.0,
     lockstep: Annotated[
         bool, typer.Option(help="Wait after each step for every registered strategy.")
     ] = False,
@@ -217,7 +221,7 @@ def replay_command(
     ] = 0.0,
     linger: Annotated[
         float, typer.Option(help="Keep serving this many seconds after the end (-1: until Ctrl-C).")
-    ] = -1.0,
+    ] = 0.0,
     report: Annotated[Path | None, typer.Option(help="Also write a report folder here.")] = None,
     sample: Sample = "1m",
     host: Host = "127.0.0.1",
@@ -243,7 +247,18 @@ def replay_command(
 
     def ready(url: str, token: str) -> None:
         note = "" if admin_token else f" (admin token {token})"
+        pace = f"at {speed:g}x real time" if speed else "as fast as possible"
+        wait = f", waiting for {wait_for} lockstep strategies" if lockstep and wait_for else ""
+        end = (
+            "then serving until Ctrl-C" if linger < 0
+            else f"then serving {linger:g} s more" if linger else "then exiting"
+        )  # fmt: skip
         typer.echo(f"margincall replay on {url}{note}", err=True)
+        typer.echo(
+            f"replaying {', '.join(p.name for p in data)} {pace}{wait}, {end} "
+            "(--speed 60: a minute a second; --linger -1: keep serving)",
+            err=True,
+        )
 
     res = _run(opts, ready)
     st = res.player.stats
@@ -276,7 +291,7 @@ def backtest_command(
     end: End = None,
     trades: Trades = True,
     book: Book = True,
-    synthetic: Synthetic = None,
+    synthetic: Synthetic = DEFAULT_SYNTHETIC,
     funding: Funding = True,
     population: Population = 0,
     seed: Seed = 1,
@@ -291,8 +306,26 @@ def backtest_command(
     host: Host = "127.0.0.1",
     port: Port = 0,
     progress: ProgressOpt = True,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="inprocess: the strategy against the core in this process (fast); "
+            "websocket: through a lockstep server over a real WebSocket (same fills)."
+        ),
+    ] = "inprocess",
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Sweep a strategy parameter: name=v1,v2,... (repeat for a grid); runs every "
+            "combination in parallel worker processes and writes OUT/sweep.csv."
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Sweep: worker processes (0: CPU count).")] = 0,
 ) -> None:
-    """Run STRATEGY over the data in lockstep, over a real WebSocket; write a report."""
+    """Run STRATEGY over the data (in-process, or in lockstep over a WebSocket); write a
+    report, or with --sweep a table of statistics per parameter combination."""
+    if engine not in ("inprocess", "websocket"):
+        raise typer.BadParameter("inprocess or websocket", param_hint="--engine")
     pop = _population(population, seed, long_share, leverage, notional, entry_spread, open_over)
     data = [Path(part) for p in data for part in str(p).split(",") if part]
     opts = _common(data, symbol, by, instruments, mark_method, reference, start, end, trades,
@@ -307,6 +340,13 @@ def backtest_command(
         opts.deposit = Decimal(deposit)
     except InvalidOperation:
         raise typer.BadParameter("a decimal amount", param_hint="--deposit") from None
+    from replay.strategy import StrategyLoadError, load_strategy
+
+    try:
+        load_strategy(strategy, params)  # fail before starting anything
+    except StrategyLoadError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     opts.strategy = strategy
     opts.strategy_params = params
     opts.lockstep = True
@@ -314,7 +354,13 @@ def backtest_command(
     opts.report = out
     opts.host, opts.port = host, port
     opts.progress = progress and sys.stderr.isatty()
-    res = _run(opts, None)
+    if sweep:
+        _sweep(opts, sweep, workers, out)
+        return
+    if engine == "inprocess":
+        res = _run_inprocess(opts)
+    else:
+        res = _run(opts, None)
     s = res.summary or {}
     subj = s.get("subjects", {}).get(str(res.strategy_account), {})
     typer.echo(
@@ -327,8 +373,11 @@ def backtest_command(
         typer.echo(
             f"strategy errors ({len(res.strategy.errors)}): {res.strategy.errors[0]}", err=True
         )
-    if res.lockstep and res.lockstep["timeouts"]:
-        typer.echo(f"warning: {res.lockstep['timeouts']} steps timed out waiting", err=True)
+    lock = getattr(res, "lockstep", None)
+    if lock and lock["timeouts"]:
+        typer.echo(f"warning: {lock['timeouts']} steps timed out waiting", err=True)
+    for w in res.warnings:
+        typer.echo(f"WARNING: {w}", err=True)
     typer.echo(f"report: {out / 'report.html'}", err=True)
 
 
@@ -393,3 +442,52 @@ def record_command(
         )
     if stats.bad:
         console.print(f"[yellow]{stats.bad} messages could not be converted (skipped)[/yellow]")
+
+
+def _run_inprocess(opts: SessionOptions) -> Any:
+    from replay.inprocess import run_inprocess
+    from replay.player import UnknownSymbol
+    from replay.strategy import StrategyLoadError
+
+    try:
+        return asyncio.run(run_inprocess(opts))
+    except (ReplayFormatError, UnknownSymbol, StrategyLoadError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _sweep(opts: SessionOptions, items: list[str], workers: int, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from replay.player import UnknownSymbol
+    from replay.sweep import parse_sweep, sweep
+
+    try:
+        grid = parse_sweep(items)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--sweep") from None
+    opts.report = None
+    try:
+        table = sweep(opts, None, grid, workers=workers or None)
+    except (ReplayFormatError, UnknownSymbol, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "sweep.csv", index=False)
+    shown = [*grid, "total_return", "sharpe", "max_drawdown", "trades", "win_rate", "fees"]
+    t = Table(title=f"sweep of {opts.strategy}: {len(table)} combinations")
+    for col in shown:
+        t.add_column(col, justify="right")
+    for _, row in table.iterrows():
+        t.add_row(*(_cell(row[c]) for c in shown))
+    Console(stderr=False, soft_wrap=True).print(t)
+    typer.echo(f"table: {out / 'sweep.csv'}", err=True)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

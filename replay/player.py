@@ -79,6 +79,7 @@ __all__ = [
     "Player",
     "SyntheticBook",
     "Stepper",
+    "UnknownSymbol",
     "play",
     "play_async",
 ]
@@ -87,9 +88,25 @@ REPLAY_ACCOUNT = 2_000_000_000
 """The replay-liquidity account: mirrored book levels and recorded taker flow."""
 
 USDT = 10**8
+
+
+class UnknownSymbol(ValueError):
+    """A recorded symbol maps to no instrument (`PlayerConfig.unknown_symbols="error"`)."""
+
+    def __init__(self, recorded: str, exchange: str, instruments: Iterable[str]) -> None:
+        self.recorded = recorded
+        known = ", ".join(sorted(instruments))
+        super().__init__(
+            f"symbol {recorded!r} ({exchange}) is not an instrument ({known}): map it with "
+            f"--symbol (symbol= / PlayerConfig.symbols), e.g. --symbol BTCUSDT, or add it "
+            f"with --instruments FILE.toml"
+        )
+
+
 BID, ASK = 0, 1
 _KLINE_RANK = {"index": 1, "mark": 2, "trade": 3}
 _KLINE_RANK_MARK = {"mark": 1, "index": 2, "trade": 3}
+_BOOK_RANK = 5  # the recorded book's mid: the index of last resort (book-only data)
 _NO_RANK = 99
 _PPM = 1_000_000
 
@@ -98,14 +115,18 @@ _PPM = 1_000_000
 class SyntheticBook:
     """Liquidity for data without a book (OHLCV, tickers): at every index update the replay
     account quotes `levels` levels a side around the index, the best ones `spread_ppm`
-    apart (millionths of the index), then every `step_ppm`, `qty` (base asset) each. They
-    are mirrored levels like recorded ones (same rule: consumed by fills until the next
-    re-centring). Used only for a symbol that has no recorded book or quote."""
+    apart (millionths of the index), then every `step_ppm`, `qty` (base asset) each, as one
+    `ReplaceBook` command (consumed by fills until the next re-centring). Used only for a
+    symbol that has no recorded book or quote. With `per_bar` (the default), bar data
+    re-centres once a bar, at its close, not at each point of the walk through it: the
+    book is replaced once per step, which is what a bar is (ticker and trade data re-centre
+    at every index change)."""
 
     levels: int = 3
     spread_ppm: int = 200  # 2 bp between the best bid and the best ask
     step_ppm: int = 500
     qty: Decimal = Decimal("5")
+    per_bar: bool = True
 
 
 @dataclass(frozen=True)
@@ -126,6 +147,10 @@ class PlayerConfig:
     leverage: int = 1  # the replay account's leverage on every symbol
     funding_clock: bool = True  # AdvanceClock at each funding boundary crossed
     synthetic: SyntheticBook | None = None  # quotes around the index where no book is recorded
+    # a recorded symbol that maps to no instrument: "error" raises UnknownSymbol (what the
+    # CLI and `replay.backtest` use: a replay of nothing is never what was meant), "skip"
+    # counts it in `stats.unknown_symbol` (multi-venue files where only some symbols matter)
+    unknown_symbols: Literal["skip", "error"] = "skip"
 
 
 @dataclass
@@ -154,7 +179,7 @@ class PlayerStats:
 
 
 class _Sym:
-    __slots__ = ("symbol", "inst", "units", "rank", "index", "book_src", "mirror", "lv")
+    __slots__ = ("symbol", "inst", "units", "rank", "index", "book_src", "mirror", "lv", "quoted")
 
     def __init__(self, player: Player, symbol: str) -> None:
         self.symbol = symbol
@@ -162,6 +187,7 @@ class _Sym:
         self.units = Units(self.inst)
         self.rank = _NO_RANK  # best index source seen so far
         self.index = 0  # last index sent (ticks)
+        self.quoted = 0  # the index the synthetic book was last centred on
         self.book_src: type | None = None  # BookUpdate or Quote: the first seen wins
         self.mirror = _Mirror(player, self)
         self.lv = self.inst.lot_value
@@ -186,7 +212,7 @@ class _Mirror:
     filled there.
     """
 
-    __slots__ = ("p", "s", "rec", "tgt", "orders", "sweep_mark")
+    __slots__ = ("p", "s", "rec", "tgt", "orders", "sweep_mark", "synth")
 
     def __init__(self, player: Player, s: _Sym) -> None:
         self.p = player
@@ -195,6 +221,7 @@ class _Mirror:
         self.tgt: tuple[dict[int, int], dict[int, int]] = ({}, {})
         self.orders: tuple[Any, Any] = (SortedDict(), SortedDict())  # tick → client id
         self.sweep_mark = 0
+        self.synth = False  # synthetic quotes rest in the book (withdrawn for a real one)
 
     def apply(
         self,
@@ -203,9 +230,16 @@ class _Mirror:
         asks: Iterable[tuple[Decimal, Decimal]],
         ts: int,
         out: list[C.Command],
+        index: bool = False,
     ) -> None:
+        """Apply a recorded book message. With `index`, the recorded mid also drives the
+        index (book-only data has no better reference price): O(levels) per message."""
         units = self.s.units
         changed: tuple[set[int], set[int]] = (set(), set())
+        if self.synth:  # a recorded book takes over from the synthetic quotes
+            p = self.p
+            p.emit(C.ReplaceBook(ts=ts, account=p.cfg.account, symbol=self.s.symbol), out)
+            self.synth = False
         if snapshot:
             for side in (BID, ASK):
                 changed[side].update(self.tgt[side])
@@ -228,18 +262,27 @@ class _Mirror:
                     rec[price] = lots
                     tgt[t] = tgt.get(t, 0) + lots
                 ch.add(t)
-        self.reconcile(changed, ts, out)
+        mark = None
+        if index:
+            bids_, asks_ = self.tgt
+            if bids_ and asks_:
+                mid = (max(bids_) + min(asks_)) // 2
+                p = self.p
+                p._index(self.s, _BOOK_RANK, mid, ts, out)
+                if self.s.index == mid:
+                    mark = mid
+        self.reconcile(changed, ts, out, mark=mark)
 
     def synthetic(self, index: int, ts: int, out: list[C.Command]) -> None:
-        """Re-centre the synthetic book (`PlayerConfig.synthetic`) on a new index."""
+        """Re-centre the synthetic book (`PlayerConfig.synthetic`) on a new index: one
+        `ReplaceBook` command (the core withdraws the previous quotes and rests these)."""
         syn = self.p.cfg.synthetic
         assert syn is not None
-        changed: tuple[set[int], set[int]] = (set(), set())
-        lots = self.s.units.lots(syn.qty)
-        for side in (BID, ASK):
-            changed[side].update(self.tgt[side])
-            changed[side].update(self.orders[side])
-            self.tgt[side].clear()
+        inst = self.s.inst
+        lots = min(self.s.units.lots(syn.qty), inst.max_qty)
+        lv = self.s.lv
+        bids: list[tuple[int, int]] = []
+        asks: list[tuple[int, int]] = []
         prev_bid, prev_ask = index, index
         for k in range(syn.levels):
             d = syn.spread_ppm // 2 + k * syn.step_ppm
@@ -248,11 +291,21 @@ class _Mirror:
             if ask <= bid:
                 ask = bid + 1
             prev_bid, prev_ask = bid, ask
-            for side, t in ((BID, bid), (ASK, ask)):
-                if t > 0:
-                    self.tgt[side][t] = self.tgt[side].get(t, 0) + lots
-                    changed[side].add(t)
-        self.reconcile(changed, ts, out, mark=index)
+            for side, t in ((bids, bid), (asks, ask)):
+                if inst.min_price <= t <= inst.max_price and t * lots * lv >= inst.min_notional:
+                    side.append((t, lots))
+        if lots < inst.min_qty:
+            bids, asks = [], []
+        self.synth = True
+        p = self.p
+        p._stats.levels_placed += len(bids) + len(asks)
+        p.emit(
+            C.ReplaceBook(
+                ts=ts, account=p.cfg.account, symbol=self.s.symbol, bids=tuple(bids),
+                asks=tuple(asks),
+            ),
+            out,
+        )  # fmt: skip
 
     def _band(self, mark: int | None = None) -> tuple[int, int]:
         ex = self.p.ex
@@ -428,6 +481,8 @@ class Player:
         self.fresh: dict[str, tuple[int, int]] = {}
         self.first_ts: int | None = None
         self.last_ts: int | None = None
+        self.step_ts = 0  # the replay time the last event belongs to, for stepping
+        self.done = False  # an event at or after the window's end was seen: stop reading
         self._handlers: dict[type, Callable[[Any, _Sym, int], Sequence[C.Command]]] = {
             Ticker: self._ticker,
             Kline: self._kline,
@@ -483,6 +538,14 @@ class Player:
 
     # ------------------------------------------------------------------ translation
 
+    def replay_account(self) -> int:
+        """The account the replayed market trades from (the population's counterparty)."""
+        return self.cfg.account
+
+    def indexed_symbol(self) -> str | None:
+        """The first replayed symbol that has had an index price, if any."""
+        return next((s.symbol for s in self._syms.values() if s is not None and s.index), None)
+
     def emit(self, cmd: C.Command, out: list[C.Command]) -> None:
         """Append `cmd`, preceded by an AdvanceClock for each funding boundary it passes."""
         if cmd.ts >= self._next_funding and self.cfg.funding_clock:
@@ -508,20 +571,29 @@ class Player:
         """The commands that replay `ev` (possibly none)."""
         self._n += 1
         ts = ev.local_ts if self._by_local else ev.exchange_ts
-        if ts < self._start or ts >= self._end:
+        kline = type(ev) is Kline
+        # a window is [start, end) of what the data is about: for a bar, its open time
+        wts = ts - (ev.exchange_ts - ev.open_ts) if kline else ts  # type: ignore[attr-defined]
+        if wts < self._start or wts >= self._end:
             self._stats.out_of_window += 1
+            if wts >= self._end:
+                self.done = True  # merged data is in time order: nothing after this is in
             return _NONE
         s = self._syms.get(ev.symbol, _MISSING)
         if s is _MISSING:
             s = self.symbol(ev.symbol)
             if s is not None:
                 self._next_funding = min(self._next_funding, self._following_boundary(ts - 1))
+            elif self.cfg.unknown_symbols == "error":
+                raise UnknownSymbol(ev.symbol, ev.exchange, self.ex.instruments)
         if s is None:
             self._stats.unknown_symbol += 1
             return _NONE
         if self.first_ts is None:
-            self.first_ts = ts
+            self.first_ts = wts
         self.last_ts = ts
+        # a bar's last command is at its last nanosecond: its step is the one it closes
+        self.step_ts = ts - 1 if kline else ts
         if self.fresh:
             self.fresh.clear()
         out = self._handlers[type(ev)](ev, s, ts)
@@ -537,16 +609,24 @@ class Player:
         st.taker_skipped = self._nskip
         return st
 
-    def _index(self, s: _Sym, rank: int, ticks: int, ts: int, out: list[C.Command]) -> None:
+    def _index(
+        self, s: _Sym, rank: int, ticks: int, ts: int, out: list[C.Command], quote: bool = True
+    ) -> None:
         if rank > s.rank:
             return
         s.rank = rank
         if ticks == s.index or ticks <= 0:
+            # the walk ended where it was: the close still re-centres the book (per_bar)
+            syn = quote and self.cfg.synthetic is not None
+            if syn and s.quoted != s.index and s.book_src is None and s.index > 0:
+                s.quoted = s.index
+                s.mirror.synthetic(s.index, ts, out)
             return
         s.index = ticks
         self._stats.index_updates += 1
         self.emit(C.SetIndexPrice(ts=ts, symbol=s.symbol, price=ticks), out)
-        if self.cfg.synthetic is not None and s.book_src is None:
+        if quote and self.cfg.synthetic is not None and s.book_src is None:
+            s.quoted = ticks
             s.mirror.synthetic(ticks, ts, out)
 
     def _ticker(self, ev: Ticker, s: _Sym, ts: int) -> Sequence[C.Command]:
@@ -569,8 +649,11 @@ class Player:
         iv = ev.exchange_ts - ev.open_ts
         t0 = ts - iv
         out: list[C.Command] = []
-        for t, price in ((t0, o), (t0 + iv // 3, first), (t0 + 2 * iv // 3, second), (ts - 1, c)):
-            self._index(s, rank, price, t, out)
+        syn = self.cfg.synthetic
+        walk = syn is None or not syn.per_bar  # quote at every point, or only at the close
+        for t, price in ((t0, o), (t0 + iv // 3, first), (t0 + 2 * iv // 3, second)):
+            self._index(s, rank, price, t, out, walk)
+        self._index(s, rank, c, ts - 1, out)
         return out
 
     def _trade(self, ev: Trade, s: _Sym, ts: int) -> Sequence[C.Command]:
@@ -631,7 +714,8 @@ class Player:
             self._stats.ignored += 1
             return _NONE
         out: list[C.Command] = []
-        s.mirror.apply(ev.snapshot, ev.bids, ev.asks, ts, out)
+        idx = self.cfg.index and s.rank >= _BOOK_RANK
+        s.mirror.apply(ev.snapshot, ev.bids, ev.asks, ts, out, index=idx)
         return out
 
     def _quote(self, ev: Quote, s: _Sym, ts: int) -> Sequence[C.Command]:
@@ -646,7 +730,7 @@ class Player:
         bids = [] if ev.bid_price is None else [(ev.bid_price, ev.bid_amount or Decimal(0))]
         asks = [] if ev.ask_price is None else [(ev.ask_price, ev.ask_amount or Decimal(0))]
         out: list[C.Command] = []
-        s.mirror.apply(True, bids, asks, ts, out)
+        s.mirror.apply(True, bids, asks, ts, out, index=self.cfg.index and s.rank >= _BOOK_RANK)
         return out
 
     def _funding(self, ev: FundingRate, s: _Sym, ts: int) -> Sequence[C.Command]:
@@ -709,6 +793,14 @@ class Stepper:
         self.bucket: int | None = None
         self.ts = 0  # latest replay time seen
 
+    def end(self) -> int:
+        """When the open step closes: its end, the first instant of the next step (with
+        `step_ns=1`, the step's own timestamp). Everything in the step happened before."""
+        assert self.bucket is not None
+        if self.step_ns == 1:
+            return self.bucket
+        return (self.bucket + 1) * self.step_ns
+
     def crosses(self, ts: int) -> bool:
         """True when `ts` starts a new step (the open one must close first)."""
         b = ts // self.step_ns
@@ -768,7 +860,7 @@ def play(
     def at(ts: int) -> None:
         assert stepper is not None
         if stepper.crosses(ts):
-            close(stepper.ts)
+            close(stepper.end())
             stepper.bucket = ts // stepper.step_ns
         if ts > stepper.ts:
             stepper.ts = ts
@@ -778,11 +870,15 @@ def play(
         for ev in events:
             for cmd in translate(ev):
                 handle(cmd)
+            if player.done:
+                break
         return player
     if stepper is None and sink is None:
         for ev in events:
             for cmd in translate(ev):
                 handle(cmd)
+            if player.done:
+                break
             last = player.last_ts
             if last is not None and last >= pop_next:
                 for cmd in player.due(last):
@@ -792,7 +888,10 @@ def play(
         return player
 
     for ev in events:
-        for cmd in translate(ev):
+        cmds = translate(ev)
+        if player.done:
+            break
+        for cmd in cmds:
             if stepper is not None:
                 at(cmd.ts)
             evs = handle(cmd)
@@ -801,13 +900,13 @@ def play(
         last = player.last_ts
         if last is not None:
             if stepper is not None:
-                at(last)
+                at(player.step_ts)
             if last >= pop_next:
                 apply(player.due(last))
                 assert population is not None
                 pop_next = population.next_ts
     if stepper is not None and stepper.bucket is not None:
-        close(stepper.ts)
+        close(stepper.end())
     return player
 
 
@@ -889,7 +988,7 @@ async def play_async(
     async def at(ts: int) -> None:
         nonlocal t0, wall0
         if stepper.crosses(ts):
-            await close(stepper.ts)
+            await close(stepper.end())
             stepper.bucket = ts // stepper.step_ns
         if ts > stepper.ts:
             stepper.ts = ts
@@ -902,6 +1001,8 @@ async def play_async(
 
     for n, ev in enumerate(events, 1):
         cmds = translate(ev)
+        if player.done:
+            break
         if cmds:
             i = 0
             while i < len(cmds):
@@ -914,7 +1015,7 @@ async def play_async(
                 i = j
         last = player.last_ts
         if last is not None:
-            await at(last)
+            await at(player.step_ts)
             if population is not None and last >= population.next_ts:
                 await run(player.due(last))
         if n % yield_every == 0:
@@ -922,7 +1023,7 @@ async def play_async(
                 progress(player, stepper.step)
             await asyncio.sleep(0)
     if stepper.bucket is not None:
-        await close(stepper.ts)
+        await close(stepper.end())
     if lockstep is not None:
         lockstep.finish(market_info(ex))
     return player

@@ -36,13 +36,24 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Context, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from exchange.core import commands as C
+from exchange.core.engine import Exchange
 from exchange.core.numbers import RATE_ONE, ceil_div
 
-if TYPE_CHECKING:
-    from replay.player import Player
+
+class Player(Protocol):
+    """What a population needs of the player that drives it (`replay.player.Player`):
+    the exchange to read, the replay account (its counterparty), the first replayed
+    symbol with an index, and the player's way of emitting commands."""
+
+    ex: Exchange
+
+    def replay_account(self) -> int: ...
+    def indexed_symbol(self) -> str | None: ...
+    def emit(self, cmd: C.Command, out: list[C.Command]) -> None: ...
+
 
 __all__ = ["POPULATION_FIRST", "PopulationSpec", "Member", "Population"]
 
@@ -155,9 +166,7 @@ class Population:
         if self.symbol is None:
             sym = self.spec.symbol
             if sym is None:
-                sym = next(
-                    (s.symbol for s in player._syms.values() if s is not None and s.index), None
-                )
+                sym = player.indexed_symbol()
             if sym is None:
                 return []
             self.symbol = sym
@@ -210,7 +219,7 @@ class Population:
         open_loss = max(0, (price - mark) if m.long else (mark - price)) * qty * lv
         deposit = im + 2 * fee + open_loss + im // 100 + USDT
         acct = m.account
-        rep = player.cfg.account
+        rep = player.replay_account()
         side, other = ("BUY", "SELL") if m.long else ("SELL", "BUY")
         cid = f"pop{acct}"
         emit = player.emit

@@ -1,6 +1,6 @@
 """The backtest report: CSV files and one self-contained HTML page with plots.
 
-`Recorder` takes every batch of core events (`recorder.record(events)`) and, at step closes,
+`Recorder` (replay/recorder.py) takes every batch of core events (`recorder.record(events)`) and, at step closes,
 samples prices and the subjects' equity (`recorder.sample(ts, exchange)`, at most once per
 `sample_ns` of replay time). `write_report(folder, recorder, ...)` then writes:
 
@@ -28,149 +28,18 @@ import html
 import io
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
-from exchange.core import events as E
-from exchange.core.engine import Exchange
 from exchange.core.instruments import Instrument
 from exchange.core.numbers import MONEY_DECIMALS
 from exchange.units import lots_to_str, quanta_to_str, rate_to_str, ticks_to_str
+from replay.recorder import Recorder, iso
 
 __all__ = ["Recorder", "write_report", "iso"]
 
 Q = 10**MONEY_DECIMALS
-
-
-def iso(ts: int) -> str:
-    """Engine time (ns) as an ISO 8601 UTC text, to the millisecond."""
-    dt = datetime.fromtimestamp(ts // 10**9, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ts // 10**6) % 1000:03d}Z"
-
-
-@dataclass
-class Recorder:
-    """Collects what the report needs from core events and sampled state."""
-
-    instruments: Mapping[str, Instrument]
-    subjects: set[int] = field(default_factory=set)
-    replay_accounts: set[int] = field(default_factory=set)
-    population: set[int] | range = field(default_factory=set)
-    sample_ns: int = 60 * 10**9
-    fills: list[tuple[Any, ...]] = field(default_factory=list)
-    positions: list[tuple[Any, ...]] = field(default_factory=list)
-    equity: list[tuple[int, int, int, int, int]] = field(default_factory=list)
-    prices: list[tuple[int, str, int, int, int]] = field(default_factory=list)
-    liquidations: list[E.PositionLiquidated] = field(default_factory=list)
-    cascades: list[E.CascadeEnded] = field(default_factory=list)
-    funding: list[E.FundingSettled] = field(default_factory=list)
-    leverage: dict[int, int] = field(default_factory=dict)  # last leverage per account
-    deposits: dict[int, int] = field(default_factory=dict)
-    fees: dict[int, int] = field(default_factory=dict)
-    funding_paid: dict[int, int] = field(default_factory=dict)
-    events: int = 0
-    first_ts: int | None = None
-    last_ts: int = 0
-    insurance: list[tuple[int, int]] = field(default_factory=list)
-    _next_sample: int | None = None
-
-    def _watched(self, account: int) -> bool:
-        if self.subjects:
-            return account in self.subjects
-        return account not in self.replay_accounts and account != 0
-
-    def record(self, batch: Iterable[E.Event]) -> None:
-        for ev in batch:
-            self.events += 1
-            t = type(ev)
-            if t is E.OrderFilled:
-                self._fill(ev)  # type: ignore[arg-type]
-            elif t is E.PositionChanged:
-                if self._watched(ev.account):  # type: ignore[attr-defined]
-                    self.positions.append(_position_row(ev))  # type: ignore[arg-type]
-            elif t is E.PositionLiquidated:
-                self.liquidations.append(ev)  # type: ignore[arg-type]
-            elif t is E.CascadeEnded:
-                self.cascades.append(ev)  # type: ignore[arg-type]
-                self.insurance.append((ev.ts, ev.insurance_after))  # type: ignore[attr-defined]
-            elif t is E.FundingSettled:
-                self.funding.append(ev)  # type: ignore[arg-type]
-            elif t is E.FundingPaid:
-                a = ev.account  # type: ignore[attr-defined]
-                self.funding_paid[a] = self.funding_paid.get(a, 0) + ev.amount  # type: ignore[attr-defined]
-            elif t is E.LeverageChanged:
-                self.leverage[ev.account] = ev.leverage  # type: ignore[attr-defined]
-            elif t is E.FundsDeposited:
-                a = ev.account  # type: ignore[attr-defined]
-                self.deposits[a] = self.deposits.get(a, 0) + ev.amount  # type: ignore[attr-defined]
-            elif t is E.FundsWithdrawn:
-                a = ev.account  # type: ignore[attr-defined]
-                self.deposits[a] = self.deposits.get(a, 0) - ev.amount  # type: ignore[attr-defined]
-
-    def _fill(self, ev: E.OrderFilled) -> None:
-        taker, maker = ev.taker_account, ev.maker_account
-        for account, role in ((taker, "taker"), (maker, "maker")):
-            if not self._watched(account) or (role == "maker" and maker == taker):
-                continue
-            buy = (ev.taker_side == "BUY") == (role == "taker")
-            fee = ev.taker_fee if role == "taker" else ev.maker_fee
-            self.fees[account] = self.fees.get(account, 0) + fee
-            self.fills.append(
-                (
-                    ev.ts,
-                    account,
-                    ev.symbol,
-                    ev.trade_id,
-                    "BUY" if buy else "SELL",
-                    ev.price,
-                    ev.qty,
-                    role,
-                    fee,
-                    ev.liquidation,
-                )
-            )
-
-    def sample(self, ts: int, ex: Exchange, force: bool = False) -> None:
-        """Sample prices and equity if `sample_ns` of replay time passed since the last one."""
-        if self.first_ts is None:
-            self.first_ts = ts
-        self.last_ts = max(self.last_ts, ts)
-        if not force and self._next_sample is not None and ts < self._next_sample:
-            return
-        if self.prices and self.prices[-1][0] == ts and not force:
-            return
-        self._next_sample = (ts // self.sample_ns + 1) * self.sample_ns
-        for sym in sorted(self.instruments):
-            mv = ex.market_view(sym)
-            if mv.mark or mv.index:
-                self.prices.append((ts, sym, mv.mark, mv.index, mv.last))
-        for a in sorted(self.subjects):
-            av = ex.account_view(a)
-            if av is None:
-                continue
-            wallet = sum(b.available + b.reserved for b in av.balances if b.asset == "USDT")
-            margin = sum(p.margin for p in av.positions)
-            upnl = sum(p.unrealized_pnl for p in av.positions)
-            self.equity.append((ts, a, wallet + margin + upnl, wallet, upnl))
-        self.insurance.append((ts, ex.insurance_fund("USDT")))
-
-
-def _position_row(ev: E.PositionChanged) -> tuple[Any, ...]:
-    return (
-        ev.ts,
-        ev.account,
-        ev.symbol,
-        ev.qty,
-        ev.cost,
-        ev.margin,
-        ev.leverage,
-        ev.liquidation_price,
-        ev.bankruptcy_price,
-        ev.realized_pnl,
-    )
 
 
 # ---------------------------------------------------------------------- CSV
@@ -734,6 +603,19 @@ def _kv_table(d: Mapping[str, Any]) -> str:
     return f"<table>{rows}</table>"
 
 
+def _plotly_charts(rec: Recorder) -> str | None:
+    """The interactive plotly charts (replay.charts), or None when plotly is absent."""
+    try:
+        import pandas  # noqa: F401
+        import plotly  # noqa: F401
+    except ImportError:
+        return None
+    from replay.charts import figures
+    from replay.charts import html as charts_html
+
+    return charts_html(figures(rec))
+
+
 def _html(summary: Mapping[str, Any], rec: Recorder, title: str) -> str:
     parts = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
@@ -763,14 +645,18 @@ def _html(summary: Mapping[str, Any], rec: Recorder, title: str) -> str:
             f"{m['first_mark']} → {m['last_mark']}</div>"
         )
     parts.append(f'<div class="cards">{"".join(cards)}</div>')
-    if rec.subjects:
-        parts.append("<h2>Equity</h2>" + _equity_chart(rec))
-    for sym in sorted({r[1] for r in rec.prices}):
-        parts.append(f"<h2>{html.escape(sym)}</h2>" + _price_chart(rec, sym))
-    parts.append("<h2>Cascades</h2>" + _cascade_chart(rec))
-    pop = _population_chart(summary)
-    if pop:
-        parts.append("<h2>Population</h2>" + pop)
+    interactive = _plotly_charts(rec)
+    if interactive is not None:
+        parts.append(interactive)
+    else:  # without plotly (the [analysis] extra): the static SVG charts
+        if rec.subjects:
+            parts.append("<h2>Equity</h2>" + _equity_chart(rec))
+        for sym in sorted({r[1] for r in rec.prices}):
+            parts.append(f"<h2>{html.escape(sym)}</h2>" + _price_chart(rec, sym))
+        parts.append("<h2>Cascades</h2>" + _cascade_chart(rec))
+        pop = _population_chart(summary)
+        if pop:
+            parts.append("<h2>Population</h2>" + pop)
     parts.append("<h2>Statistics</h2>")
     for a, s in summary["subjects"].items():
         parts.append(f"<h3>Account {a}</h3>" + _kv_table(s))

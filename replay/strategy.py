@@ -26,13 +26,26 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from clients.client import Client
 
-__all__ = ["Step", "Strategy", "StrategyRun", "load_strategy", "run_strategy", "Hold", "Threshold"]
+__all__ = [
+    "Step",
+    "Strategy",
+    "StrategyRun",
+    "StrategyLoadError",
+    "load_strategy",
+    "run_strategy",
+    "Hold",
+    "Threshold",
+    "MovingAverageCross",
+]
 
 
 @dataclass(frozen=True)
@@ -91,22 +104,66 @@ class StrategyRun:
     done: bool = False
 
 
+class StrategyLoadError(ValueError):
+    """A strategy spec that cannot be loaded; the message is one line saying why."""
+
+
 def load_strategy(spec: str, params: dict[str, str] | None = None) -> Strategy:
-    """`module:Class` (optionally with keyword arguments) → an instance."""
-    mod_name, sep, cls_name = spec.partition(":")
+    """`module:Class` or `path/to/file.py:Class` (optionally with keyword arguments) → an
+    instance. The working directory is importable (a strategy next to you just works);
+    every failure is a `StrategyLoadError` with one clear line."""
+    mod_name, sep, cls_name = spec.rpartition(":")
     if not sep or not mod_name or not cls_name:
-        raise ValueError(f"strategy must be 'module:Class', not {spec!r}")
-    mod = importlib.import_module(mod_name)
+        raise StrategyLoadError(f"strategy must be 'module:Class' or 'file.py:Class', not {spec!r}")
+    try:
+        if mod_name.endswith(".py"):
+            mod = _load_file(mod_name)
+        else:
+            cwd = os.getcwd()
+            if cwd not in sys.path and "" not in sys.path:
+                sys.path.insert(0, cwd)
+            mod = importlib.import_module(mod_name)
+    except StrategyLoadError:
+        raise
+    except ImportError as e:
+        raise StrategyLoadError(f"cannot import strategy module {mod_name!r}: {e}") from None
+    except Exception as e:
+        raise StrategyLoadError(
+            f"strategy module {mod_name!r} failed to import: {type(e).__name__}: {e}"
+        ) from None
     cls = getattr(mod, cls_name, None)
     if cls is None:
-        raise ValueError(f"{mod_name} has no {cls_name}")
-    obj = cls(**(params or {}))
+        raise StrategyLoadError(f"{mod_name} has no {cls_name}")
+    try:
+        obj = cls(**(params or {}))
+    except Exception as e:
+        raise StrategyLoadError(f"{spec}({_kw(params)}) failed: {type(e).__name__}: {e}") from None
     for hook in ("on_start", "on_step", "on_finish"):
         if hook != "on_step" and not hasattr(obj, hook):
             continue
         if not asyncio.iscoroutinefunction(getattr(obj, hook, None)):
-            raise ValueError(f"{spec}.{hook} must be an async method")
+            raise StrategyLoadError(f"{spec}.{hook} must be an async method")
     return obj  # type: ignore[no-any-return]
+
+
+def _kw(params: dict[str, str] | None) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in (params or {}).items())
+
+
+def _load_file(path: str) -> Any:
+    import importlib.util
+
+    p = Path(path)
+    if not p.is_file():
+        raise StrategyLoadError(f"no strategy file {path!r}")
+    name = f"_margincall_strategy_{p.stem}"
+    spec = importlib.util.spec_from_file_location(name, p)
+    if spec is None or spec.loader is None:
+        raise StrategyLoadError(f"cannot load {path!r} as Python")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # so dataclasses and pickling inside it work
+    spec.loader.exec_module(mod)
+    return mod
 
 
 async def run_strategy(
@@ -122,13 +179,15 @@ async def run_strategy(
         strategy.client = client
         assert client.account is not None
         strategy.account = client.account
-        info = await client.request("replay.register")
+        # on_start before registering: the replay waits for the registration, so what
+        # on_start does comes before the replay's first command, every time
         try:
             await strategy.on_start()
         except Exception as e:  # a strategy bug must not hang the replay
             run.errors.append(f"on_start: {type(e).__name__}: {e}")
             if stop_on_error:
                 raise
+        info = await client.request("replay.register")
         while True:
             if info["done"]:
                 break
@@ -217,3 +276,60 @@ class Threshold(Strategy):
                 )
             self.long = False
             self.anchor = mark
+
+
+class MovingAverageCross(Strategy):
+    """Always in the market: long `qty` while the mean of the last `fast` step marks is
+    above the mean of the last `slow`, short `qty` while below (market orders, `leverage`).
+    The benchmark's strategy (`python -m bench backtest`: 20/60, 0.2 BTC, 10×)."""
+
+    def __init__(
+        self,
+        symbol: str = "BTCUSDT",
+        fast: str = "20",
+        slow: str = "60",
+        qty: str = "0.2",
+        leverage: str = "10",
+    ) -> None:
+        self.symbol = symbol
+        self.fast = int(fast)
+        self.slow = int(slow)
+        if not 0 < self.fast < self.slow:
+            raise ValueError(f"need 0 < fast < slow, got fast={fast} slow={slow}")
+        self.qty = Decimal(qty)
+        self.leverage = int(leverage)
+        self.marks: list[Decimal] = []
+        self.fast_sum = Decimal(0)
+        self.slow_sum = Decimal(0)
+        self.held = Decimal(0)  # signed, from the orders' executed quantities
+        self.trades = 0
+
+    async def on_start(self) -> None:
+        await self.client.set_leverage(self.symbol, self.leverage)
+
+    async def on_step(self, step: Step) -> None:
+        mark = step.mark(self.symbol)
+        if mark is None:
+            return
+        marks = self.marks
+        marks.append(mark)
+        self.fast_sum += mark
+        self.slow_sum += mark
+        n = len(marks)
+        if n > self.fast:
+            self.fast_sum -= marks[n - 1 - self.fast]
+        if n > self.slow:
+            self.slow_sum -= marks[n - 1 - self.slow]
+            del marks[0]
+        if n < self.slow:
+            return
+        # fast mean > slow mean, without dividing: fast_sum * slow > slow_sum * fast
+        want = self.qty if self.fast_sum * self.slow > self.slow_sum * self.fast else -self.qty
+        delta = want - self.held
+        if not delta:
+            return
+        side = "BUY" if delta > 0 else "SELL"
+        res = await self.client.place_order(self.symbol, side, abs(delta))
+        done = Decimal(res["executedQty"])
+        self.held += done if delta > 0 else -done
+        self.trades += 1

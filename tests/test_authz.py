@@ -35,6 +35,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "depth": {"symbol": SYM},
     "time": {},
     "ticker": {"symbol": SYM},
+    "market.liquidationLadder": {"symbol": SYM, "buckets": 10},
     "subscribe": {"streams": [f"trades.{SYM}"]},
     "unsubscribe": {"streams": [f"trades.{SYM}"]},
     "admin.createAccount": {"deposit": "1000000"},

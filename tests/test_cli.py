@@ -30,10 +30,14 @@ def margincall(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[s
 
 def test_demo_runs_a_crash_and_ends_by_itself() -> None:
     t0 = time.monotonic()
-    r = margincall("demo", "--port", "0", "--duration", "6", "--no-live", timeout=90)
+    r = margincall("demo", "--port", "0", "--http-port", "0", "--duration", "6", "--no-live",
+                   timeout=90)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     assert time.monotonic() - t0 < 40
     out = r.stdout
+    # the web app's URL comes first, then a session token to trade in it
+    assert re.match(r"watch it in a browser: http://127\.0\.0\.1:\d+/#liquidations", out)
+    assert re.search(r"\n  mcs_[A-Za-z0-9_-]{43}\n", out)
     assert re.search(r"server on ws://127\.0\.0\.1:\d+", out)
     assert "CRASH" in out and "MC_KEY=" in out
     m = re.search(r"(\d+) liquidations .* in (\d+) cascades", out)

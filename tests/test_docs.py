@@ -23,3 +23,24 @@ def test_every_error_code_is_documented_with_its_message() -> None:
 def test_the_formulas_doc_states_the_worked_example() -> None:
     text = (DOCS / "formulas.md").read_text(encoding="utf-8")
     assert "45,180.72" in text and "451,807" in text
+
+
+def test_every_client_method_is_documented() -> None:
+    import inspect
+
+    from clients.client import Client
+
+    text = (DOCS / "client.md").read_text(encoding="utf-8")
+    public = [n for n, f in vars(Client).items() if not n.startswith("_") and inspect.isfunction(f)]
+    assert len(public) > 25
+    for name in public:
+        assert f"`{name}(" in text, f"Client.{name} is not in docs/client.md"
+
+
+def test_every_backtest_statistic_is_defined() -> None:
+    from replay.results import compute_stats
+
+    text = (DOCS / "backtest.md").read_text(encoding="utf-8")
+    s = compute_stats([0, 10**9, 2 * 10**9], [1.0, 1.1, 1.0])
+    for key in s:
+        assert f"| `{key}` |" in text, f"statistic {key} is not defined in docs/backtest.md"

@@ -179,3 +179,55 @@ def test_public_messages_never_carry_an_account() -> None:
     for _acct, data in taker, maker:
         S.check_stream({"stream": "account", "data": data})
     assert f.private(liq)[0][0] == 7
+
+
+def test_payload_is_the_public_data_encoded_once() -> None:
+    from exchange.protocol import dumps, stream_message
+
+    f = Formatter({i.symbol: i for i in load_instruments()})
+    book = E.BookUpdated(1, 9, SYM, 3, ((500000, 10),), ())
+    mark = E.MarkPriceChanged(2, 9, SYM, 500000, 500000, 500000, 100, 10)
+    for ev in (book, mark):
+        pub = f.public(ev)
+        assert pub is not None
+        first = f.payload(ev)
+        assert first == (pub[0], dumps(pub[1]).encode())
+        assert f.payload(ev) is first  # the second consumer gets the same bytes object
+        assert stream_message(pub[0], first[1]) == dumps({"stream": pub[0], "data": pub[1]})
+    assert f.payload(E.SymbolHalted(4, 9, SYM)) is not None
+    assert f.payload(E.OrderCanceled.__new__(E.OrderCanceled)) is None  # private only
+
+
+async def test_one_formatter_per_runtime() -> None:
+    from exchange.mqtt import MqttBridge
+
+    rt = Runtime(Exchange(load_instruments()), clock="stepped")
+    api = Api(rt)
+    assert MqttBridge(rt).formatter is api.formatter is Formatter.shared(rt)
+    other = Runtime(Exchange(load_instruments()), clock="stepped")
+    assert Formatter.shared(other) is not api.formatter
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"id":1,"method":"order.place","params":{"symbol":"BTCUSDT","quantity":"1"}}',
+        '{"id":1.5}', '{"a":[1,{"b":2.0}]}', '{"a":1e400}', '{"a":NaN}', '{"a":Infinity}',
+        '{"a":123456789012345678901234567890}', '{"a":-9223372036854775809}',
+        '{"a":' + "1" * 41 + "}", '{"a":"\\ud800"}', '{"a":1,"a":2}', ' [1, "é", null] ',
+        "\ufeff{}", "{", '{"a":}', "[" * 2000 + "]" * 2000, '"x"', "-0", "",
+    ],
+)  # fmt: skip
+def test_loads_answers_as_the_strict_decoder_does(text: str) -> None:
+    from exchange.protocol import _decoder
+
+    def outcome(fn: Any) -> Any:
+        try:
+            return "ok", fn(text)
+        except (ValueError, RecursionError) as e:
+            return "error", type(e)
+
+    got, want = outcome(loads), outcome(_decoder.decode)
+    assert got == want and type(got[1]) is type(want[1])
+    if got[0] == "ok":
+        assert json.dumps(got[1], default=str) == json.dumps(want[1], default=str)

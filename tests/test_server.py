@@ -412,3 +412,86 @@ async def test_margin_call_on_the_account_stream() -> None:
             assert not [m for m in lo.drain("account") if m["type"] == "marginCall"]
             assert (await adm.call("admin.stats"))["protocol"]["marginCalls"] == 1
         await adm.close()
+
+
+class SlowDurableLog:
+    """A durable command log whose every commit takes 20 ms (and records its size)."""
+
+    durable = True
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    async def append(self, commands: list[Any]) -> None:
+        await asyncio.sleep(0.02)
+        self.batches.append(len(commands))
+
+
+async def _logged_on(url: str, key: dict[str, Any]) -> Any:
+    from exchange.auth import sign
+
+    ws = await connect(url, compression=None)
+    params: dict[str, Any] = {"apiKey": key["apiKey"], "timestamp": int(time.time() * 1000)}
+    params["signature"] = sign(key["secret"], params)
+    await ws.send(json.dumps({"id": 0, "method": "session.logon", "params": params}))
+    assert json.loads(await ws.recv())["status"] == 200
+    return ws
+
+
+async def test_one_pipelining_connection_shares_commits_and_keeps_its_order() -> None:
+    log = SlowDurableLog()
+    async with running_stack(command_log=log) as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        (key,) = await fund_accounts(adm, 1)
+        ws = await _logged_on(st.url, key)
+        batches_before = len(log.batches)
+        reqs: list[dict[str, Any]] = []
+        for i in range(120):
+            reqs.append({"id": len(reqs), "method": "order.place", "params": {
+                "symbol": SYM, "side": "BUY", "type": "LIMIT", "quantity": "0.01",
+                "price": str(49000 + i), "newClientOrderId": f"c{i}"}})  # fmt: skip
+            if i % 40 == 39:  # reads and by-client-id writes see every earlier request
+                reqs.append({"id": len(reqs), "method": "order.status",
+                             "params": {"symbol": SYM, "origClientOrderId": f"c{i}"}})  # fmt: skip
+                reqs.append({"id": len(reqs), "method": "order.cancel",
+                             "params": {"symbol": SYM, "origClientOrderId": f"c{i - 1}"}})  # fmt: skip
+                reqs.append({"id": len(reqs), "method": "openOrders.status",
+                             "params": {"symbol": SYM}})  # fmt: skip
+        for r in reqs:
+            S.check_request(r)
+            await ws.send(json.dumps(r))
+        answers = [json.loads(await ws.recv()) for _ in reqs]
+        await ws.close()
+        assert [a["id"] for a in answers] == [r["id"] for r in reqs]
+        for r, a in zip(reqs, answers, strict=True):
+            S.observe(r["method"], a)
+            assert a["status"] == 200, a
+        placed = [a["result"] for r, a in zip(reqs, answers, strict=True)
+                  if r["method"] == "order.place"]  # fmt: skip
+        assert [p["clientOrderId"] for p in placed] == [f"c{i}" for i in range(120)]
+        assert all(p["status"] == "NEW" for p in placed)
+        lists = [a["result"] for r, a in zip(reqs, answers, strict=True)
+                 if r["method"] == "openOrders.status"]  # fmt: skip
+        assert [len(x) for x in lists] == [39, 78, 117]
+        # 123 commands (6 reads), far fewer commits: they were grouped
+        assert sum(log.batches[batches_before:]) == 123
+        assert len(log.batches) - batches_before < 40
+        await adm.close()
+
+
+async def test_pipelining_off_answers_one_request_at_a_time() -> None:
+    log = SlowDurableLog()
+    async with running_stack(command_log=log, config=ServerConfig(pipeline=False)) as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        (key,) = await fund_accounts(adm, 1)
+        ws = await _logged_on(st.url, key)
+        before = len(log.batches)
+        for i in range(10):
+            await ws.send(json.dumps({"id": i, "method": "order.place", "params": {
+                "symbol": SYM, "side": "BUY", "type": "LIMIT", "quantity": "0.01",
+                "price": str(49000 + i)}}))  # fmt: skip
+        answers = [json.loads(await ws.recv()) for _ in range(10)]
+        assert [a["id"] for a in answers] == list(range(10))
+        assert log.batches[before:] == [1] * 10
+        await ws.close()
+        await adm.close()

@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from exchange.core.numbers import RATE_ONE
+from exchange.runtime import Runtime
 
+from .gamefile import Game
 from .leaderboard import equity_of
-from .scenario import NS
+from .roster import Roster
+from .scenario import NS, IndexPath
 
-if TYPE_CHECKING:
-    from .controller import Classroom
+
+class Classroom(Protocol):
+    """What these views read of a game (`controller.Classroom`, which calls them: declared
+    here by its shape, so the two modules do not import each other)."""
+
+    @property
+    def runtime(self) -> Runtime: ...
+    @property
+    def game(self) -> Game: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def round(self) -> int: ...
+    @property
+    def path(self) -> IndexPath | None: ...
+    @property
+    def held(self) -> dict[str, str]: ...
+    @property
+    def headlines(self) -> list[dict[str, Any]]: ...
+    @property
+    def revealed(self) -> bool: ...
+    @property
+    def roster(self) -> Roster: ...
+
+    def elapsed_ns(self) -> int: ...
+
 
 MESSAGES: dict[str, str] = {
     "lobby": "Waiting for the instructor to start the game.",

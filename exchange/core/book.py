@@ -32,6 +32,21 @@ STATUS_NAMES = (
     "REPLACED",
 )
 
+ORDER_TYPES = (
+    "LIMIT",
+    "MARKET",
+    "STOP_MARKET",
+    "STOP_LIMIT",
+    "TAKE_PROFIT_MARKET",
+    "TAKE_PROFIT_LIMIT",
+)
+CONDITIONAL = {"STOP_MARKET", "STOP_LIMIT", "TAKE_PROFIT_MARKET", "TAKE_PROFIT_LIMIT"}
+LIMIT_KINDS = {"LIMIT", "STOP_LIMIT", "TAKE_PROFIT_LIMIT"}
+TIFS = ("GTC", "IOC", "FOK", "GTX")
+STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
+WORKING_TYPES = ("MARK_PRICE", "CONTRACT_PRICE")
+CLIENT_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.:/_-")
+
 
 class Order:
     """An order, open or closed. Mutable inside the core; never handed out (see views)."""

@@ -158,6 +158,17 @@ class FundInsurance(Command):
     amount: int  # money quanta
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplaceBook(Command):
+    """Replace `account`'s resting limit orders on `symbol` with one per level: (tick, lots),
+    bids best first, asks best first (see `synthetic.py`)."""
+
+    account: int
+    symbol: str
+    bids: tuple[tuple[int, int], ...] = ()
+    asks: tuple[tuple[int, int], ...] = ()
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     c.__name__: c
     for c in (

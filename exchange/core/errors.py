@@ -122,3 +122,12 @@ MESSAGES: dict[Code, str] = {
     Code.HTTP_BODY_TOO_LARGE: "Request body too large.",
     Code.HTTP_BUSY: "Too many connections; try again later.",
 }
+
+
+class Rejected(Exception):
+    """Raised during validation only; turned into one rejection event."""
+
+    def __init__(self, code: Code, detail: str = "") -> None:
+        super().__init__(code, detail)
+        self.code = code
+        self.msg = MESSAGES[code] + (f" {detail}" if detail else "")

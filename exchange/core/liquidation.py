@@ -1,28 +1,44 @@
 """Liquidation policies: how a position that crossed its liquidation price is closed.
 
-A policy is a strategy object with one method, `liquidate`, called by the cascade
-loop for each position due; it works through the engine's liquidation primitives
-(`cancel_orders_of`, `liquidation_order`, `transfer_position`, `fund_seat`,
-`fund_equity`, `close_liquidated`, `adl_candidates`, `emit`) and must leave the
-position flat. Other venues' policies (BitMEX's resting limit at the bankruptcy
-price, Hyperliquid's partial slices with a backstop) plug in here without touching
-the monitor or the cascade loop.
+This module is the seam between the cascade loop (`cascade.py`, which finds the
+positions due, in order, and keeps the cascade's tally) and the policy that closes
+each one. A policy is any object with `liquidate` (`LiquidationPolicy`), called once
+per position due with the `LiquidationVenue` — the only things a policy may do to the
+exchange: cancel the position's orders, send a liquidation order into the book, move
+lots of a position to another seat (the insurance fund, an ADL counterparty), read
+the fund, rank ADL candidates, close the position and emit events. It must leave the
+position flat. `Exchange(policy=...)` plugs another one in; BitMEX's resting limit at
+the bankruptcy price or Hyperliquid's partial slices with a backstop would be new
+classes here, touching neither the monitor nor the cascade loop.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 from . import events as E
+from .state import Cascade, Market, Seat
 
-if TYPE_CHECKING:
-    from .engine import Cascade, Exchange, Market, Seat
+
+class LiquidationVenue(Protocol):
+    """The exchange as a policy sees it (`cascade.py`; `transfer_position` from
+    `positions.py`, `insurance_fund` from `accounts.py`)."""
+
+    def cancel_orders_of(self, m: Market, seat: Seat, reason: str) -> None: ...
+    def liquidation_order(self, m: Market, seat: Seat, price: int) -> list[tuple[int, int]]: ...
+    def transfer_position(self, m: Market, seat: Seat, to: Seat, lots: int, price: int) -> int: ...
+    def fund_seat(self, m: Market) -> Seat: ...
+    def fund_equity(self, m: Market) -> int: ...
+    def close_liquidated(self, m: Market, seat: Seat) -> int: ...
+    def adl_candidates(self, m: Market, long_liquidated: bool, exclude: int) -> list[Seat]: ...
+    def insurance_fund(self, asset: str = "USDT") -> int: ...
+    def emit(self, cls: Any, *args: Any) -> None: ...
 
 
 class LiquidationPolicy(Protocol):
     def liquidate(
         self,
-        ex: Exchange,
+        ex: LiquidationVenue,
         m: Market,
         seat: Seat,
         cascade: Cascade,
@@ -49,7 +65,7 @@ class BinanceLiquidation:
 
     def liquidate(
         self,
-        ex: Exchange,
+        ex: LiquidationVenue,
         m: Market,
         seat: Seat,
         cascade: Cascade,

@@ -7,7 +7,11 @@ end that the mark has crossed: O(log N + k) for k liquidations, O(1) when none.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sortedcontainers import SortedList
+
+from .ladder import LiquidationLadder
 
 
 class MarginMonitor:
@@ -20,6 +24,7 @@ class MarginMonitor:
         "short_version",
         "long_quiet",
         "short_quiet",
+        "ladder",
     )
 
     def __init__(self) -> None:
@@ -33,12 +38,27 @@ class MarginMonitor:
         self.short_version = 0
         self.long_quiet = (-1, 0)
         self.short_quiet = (-1, 0)
+        # bucket aggregates for the public liquidation ladder, kept once someone asks
+        self.ladder: LiquidationLadder | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the ladder is derived: snapshots leave it out (and older ones never had it)
+        return {k: getattr(self, k) for k in self.__slots__ if k != "ladder"}
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple):  # the default slots state: (None, {name: value})
+            state = state[1]
+        for k, v in state.items():
+            setattr(self, k, v)
+        self.ladder = None
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def update(self, account: int, qty: int, tick: int) -> None:
         """Place the account's position at `tick` (remove it when flat or tick ≤ 0). O(log N)."""
+        if self.ladder is not None:
+            self.ladder.set(account, qty, tick)
         old = self.keys.get(account)
         side = 1 if qty > 0 else -1 if qty < 0 else 0
         if old is not None:
@@ -98,6 +118,9 @@ class MarginMonitor:
             keys = self.keys
             for a in due:
                 del keys[a]
+            if self.ladder is not None:
+                for a in due:
+                    self.ladder.set(a, 0, 0)
         return due
 
     def due_scan(self, mark: int) -> list[int]:
@@ -112,3 +135,7 @@ class MarginMonitor:
         for side, tick, account in self.keys.values():
             lst = self.longs if side > 0 else self.shorts
             assert (tick, account) in lst, "monitor key missing from its side"
+        if self.ladder is not None:
+            self.ladder._check()
+            held = {a: (0 if k[0] > 0 else 1, k[1]) for a, k in self.keys.items()}
+            assert {a: h[:2] for a, h in self.ladder.held.items()} == held, "ladder != monitor"

@@ -16,39 +16,33 @@ instruments' own rules.
 * Insurance-fund deposits (`FundInsurance`): money put into the fund, counted as a
   deposit in the conservation identity.
 
-State: `Exchange.limits`, a dict account → `AccountLimits` (absent = no limits). It is
-part of `state_hash()` and of snapshots.
+State: `Exchange.limits`, a dict account → `AccountLimits` (state.py; absent = no limits).
+It is part of snapshots, and of `state_hash()` once any account has limits (so an
+exchange that never had any hashes exactly as before limits existed).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from . import commands as C
 from . import events as E
 from .book import BUY, SELL
-from .errors import Code
+from .errors import Code, Rejected
+from .room import Room
+from .state import FUND, MAX_AMOUNT, AccountLimits, Market, Seat
 
-if TYPE_CHECKING:
-    from .engine import Exchange, Market, Seat
+__all__ = [
+    "AccountLimits",
+    "check_leverage",
+    "check_order",
+    "fund_insurance",
+    "set_account_limits",
+    "settle_positions",
+]
 
 MAX_LIMIT = 10**30
 
 
-@dataclass(frozen=True, slots=True)
-class AccountLimits:
-    max_position_notional: int = 0  # money quanta per symbol; 0 = no cap
-    max_open_orders: int = 0  # 0 = the instrument's own cap only
-    max_leverage: int = 0  # 0 = the brackets' cap only
-    frozen: bool = False
-
-    def key(self) -> tuple[int, int, int, bool]:
-        return (self.max_position_notional, self.max_open_orders, self.max_leverage, self.frozen)
-
-
-def set_account_limits(ex: Exchange, cmd: C.SetAccountLimits) -> None:
-    from .engine import Rejected
+def set_account_limits(ex: Room, cmd: C.SetAccountLimits) -> None:
 
     acct = ex._account(cmd.account)
     for name in ("max_position_notional", "max_open_orders", "max_leverage"):
@@ -68,7 +62,7 @@ def set_account_limits(ex: Exchange, cmd: C.SetAccountLimits) -> None:
 
 
 def check_order(
-    ex: Exchange,
+    ex: Room,
     m: Market,
     account: int,
     seat: Seat | None,
@@ -82,7 +76,6 @@ def check_order(
     lim = ex.limits.get(account)
     if lim is None:
         return
-    from .engine import Rejected
 
     qty = seat.qty if seat is not None else 0
     pending = seat.pending if seat is not None else (0, 0)
@@ -104,11 +97,10 @@ def check_order(
             raise Rejected(Code.POSITION_LIMIT)
 
 
-def check_leverage(ex: Exchange, account: int, leverage: int) -> None:
+def check_leverage(ex: Room, account: int, leverage: int) -> None:
     lim = ex.limits.get(account)
     if lim is None:
         return
-    from .engine import Rejected
 
     if lim.frozen:
         raise Rejected(Code.ACCOUNT_FROZEN)
@@ -116,8 +108,7 @@ def check_leverage(ex: Exchange, account: int, leverage: int) -> None:
         raise Rejected(Code.INVALID_LEVERAGE, f"At most {lim.max_leverage}x for this account.")
 
 
-def settle_positions(ex: Exchange, cmd: C.SettlePositions) -> None:
-    from .engine import FUND, Rejected
+def settle_positions(ex: Room, cmd: C.SettlePositions) -> None:
 
     m = ex._market(cmd.symbol)
     price = m.mark
@@ -148,8 +139,7 @@ def settle_positions(ex: Exchange, cmd: C.SettlePositions) -> None:
     ex._react(m)
 
 
-def fund_insurance(ex: Exchange, cmd: C.FundInsurance) -> None:
-    from .engine import FUND, MAX_AMOUNT
+def fund_insurance(ex: Room, cmd: C.FundInsurance) -> None:
 
     asset = ex._asset(cmd.asset)
     amount = ex._int(cmd.amount, "amount", 1, MAX_AMOUNT)

@@ -25,7 +25,7 @@ import pickle
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
@@ -37,9 +37,6 @@ from . import journal as J
 from . import projection as P
 from .db import Database
 from .tables import InstrumentRow, SnapshotRow
-
-if TYPE_CHECKING:
-    from .store import RecoveryInfo, Store
 
 log = logging.getLogger("margincall.store")
 
@@ -53,6 +50,25 @@ class SnapshotMeta:
     journal_idx: int
     event_seq: int
     state_hash: str
+
+
+@dataclass
+class RecoveryInfo:
+    """What `recover` found and did."""
+
+    snapshot_idx: int | None = None  # journal index of the snapshot started from
+    snapshots_rejected: int = 0  # damaged or unreadable snapshots skipped
+    replayed: int = 0  # journal entries applied after it
+    last_idx: int = 0  # the journal index the state corresponds to
+    dropped: int = 0  # damaged-tail entries set aside
+    damage: str | None = None
+    state_hash: str = ""
+    event_seq: int = 0
+    verified_against_snapshot: bool = False  # a snapshot at last_idx had the same hash
+    projection_from_seq: int = 0  # query-table watermark before recovery
+    projected_events: int = 0
+    projection_rolled_back: int = 0  # orders rebuilt by a rollback
+    seconds: float = 0.0
 
 
 def list_snapshots(db: Database) -> list[SnapshotMeta]:
@@ -154,14 +170,15 @@ class _ProjectionSink:
 
 
 def run_recovery(
-    store: Store, genesis: list[Instrument], exchange_kwargs: dict[str, Any]
+    jdb: Database,
+    qdb: Database,
+    project: bool,
+    genesis: list[Instrument],
+    exchange_kwargs: dict[str, Any],
 ) -> tuple[Exchange, RecoveryInfo]:
-    from .store import RecoveryInfo
 
     t0 = time.perf_counter()
     info = RecoveryInfo()
-    jdb, qdb = store._jdb, store._qdb
-    project = store.config.query_tables
     snaps = valid_snapshots(jdb, info)
     newest = next(snaps, None)
 

@@ -4,8 +4,8 @@
 `opts.extra["exchange"]`, and adds a `before_start` hook that attaches the store to the
 runtime (journal, snapshots, query tables) and persists API keys and session tokens
 (hashes only): those stored so far are loaded into the server's `KeyStore` and
-`SessionTokens`, new ones are saved as they are issued, revoked tokens deleted. After `stop_stack`, `await store.close(runtime.exchange)` writes a
-final snapshot. For API secrets to survive a restart the master key must too
+`SessionTokens`, new ones are saved as they are issued, revoked tokens deleted.
+After `stop_stack`, `await store.close(runtime.exchange)` writes a final snapshot. For API secrets to survive a restart the master key must too
 (`--master-key-file` or MARGINCALL_MASTER_KEY; see `exchange.auth`).
 
     python -m exchange.store.serving --db sqlite:///data/x.db --port 0 --admin-token T

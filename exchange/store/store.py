@@ -8,7 +8,9 @@ the engine has applied.
 Threads. Nothing here blocks the event loop: every database call runs on one of two
 threads the store owns. The *journal writer* runs journal batches, snapshot writes and
 small admin writes strictly in submission order; the *query writer* projects event
-batches into rows and writes them. Both retry transient failures in order.
+batches into rows and writes them. Both retry transient failures in order. In fast mode
+with a database file the query writer is a forked process fed by the journal instead
+(`query_process`), so its work never takes the engine's GIL.
 
 Durable mode (`mode="durable"`, the default for `serve`): `append` hands the batch to
 the journal writer and waits for its commit (one transaction, SQLite `synchronous=FULL`).
@@ -71,6 +73,8 @@ from . import journal as J
 from . import projection as P
 from .codec import CodecError, from_jsonable, to_jsonable
 from .db import DEFAULT_DB_URL, Database
+from .query_process import QueryProcess
+from .recovery import RecoveryInfo, run_recovery
 from .tables import (
     JOURNAL_TABLES,
     QUERY_TABLES,
@@ -102,6 +106,10 @@ class StoreConfig:
     # "fork": a forked child pickles the state (the engine pauses only for the fork);
     # "inline": pickle on the engine's task; "auto": fork on Linux, inline elsewhere
     snapshot_method: str = "auto"
+    # "process": the query tables are written by a forked process fed by the journal
+    # (fast mode with a database file; see `query_process`); "thread": by a thread fed
+    # with the engine's events; "auto": process where it can be, else thread
+    query_writer: str = "auto"
 
     def __post_init__(self) -> None:
         if self.mode not in ("durable", "fast"):
@@ -112,25 +120,8 @@ class StoreConfig:
             raise ValueError("keep_snapshots must be at least 1")
         if self.snapshot_method not in ("auto", "fork", "inline"):
             raise ValueError("snapshot_method must be auto, fork or inline")
-
-
-@dataclass
-class RecoveryInfo:
-    """What `recover` found and did."""
-
-    snapshot_idx: int | None = None  # journal index of the snapshot started from
-    snapshots_rejected: int = 0  # damaged or unreadable snapshots skipped
-    replayed: int = 0  # journal entries applied after it
-    last_idx: int = 0  # the journal index the state corresponds to
-    dropped: int = 0  # damaged-tail entries set aside
-    damage: str | None = None
-    state_hash: str = ""
-    event_seq: int = 0
-    verified_against_snapshot: bool = False  # a snapshot at last_idx had the same hash
-    projection_from_seq: int = 0  # query-table watermark before recovery
-    projected_events: int = 0
-    projection_rolled_back: int = 0  # orders rebuilt by a rollback
-    seconds: float = 0.0
+        if self.query_writer not in ("auto", "thread", "process"):
+            raise ValueError("query_writer must be auto, thread or process")
 
 
 class _Job:
@@ -210,6 +201,7 @@ class Store:
         self._p_busy = False
         self._p_flush = False
         self._consumer: asyncio.Task[None] | None = None
+        self._qproc: QueryProcess | None = None
         self._exchange: Exchange | None = None
         # fault injection for tests: called with a job kind before each database job
         self.fault: Callable[[str], None] | None = None
@@ -284,11 +276,11 @@ class Store:
         journal after it (blocking; call before the runtime starts). On an empty database
         this is `Exchange(instruments)`. A damaged journal tail is set aside and logged.
         The query tables are brought up to date with the recovered state."""
-        from .recovery import run_recovery
-
         self._create_tables()
         genesis = self._genesis(instruments)
-        exchange, info = run_recovery(self, genesis, exchange_kwargs)
+        exchange, info = run_recovery(
+            self._jdb, self._qdb, self.config.query_tables, genesis, exchange_kwargs
+        )
         self._next = info.last_idx + 1
         self._base = info.last_idx
         self._last_snap_idx = info.snapshot_idx or 0
@@ -308,10 +300,33 @@ class Store:
         runtime.snapshot_due = self.snapshot_due
         self._applied = lambda: int(runtime.commands)
         self._exchange = runtime.exchange
+        if self._query_process_wanted():
+            # forked before any thread of ours exists, from the recovered state
+            proj = P.Projector(self._lookup_instrument)
+            with self._qdb.connect() as conn:
+                proj.load(conn)
+            self._qdb.dispose()  # no pooled connection is carried into the child
+            self._qproc = QueryProcess.start(
+                self.url,
+                runtime.exchange,
+                proj,
+                self._base,
+                self.config.max_rows_per_txn,
+                self.config.linger,
+            )
         self.start()
-        if self.config.query_tables:
+        if self.config.query_tables and self._qproc is None:
             sub = runtime.subscribe("store", maxsize=self.config.query_queue, policy="drop")
             self.consume(sub)
+
+    def _query_process_wanted(self) -> bool:
+        cfg = self.config
+        if not cfg.query_tables or cfg.query_writer == "thread" or self._pthread is not None:
+            return False
+        possible = not self.durable and not self._qdb.memory and hasattr(os, "fork")
+        if cfg.query_writer == "process" and not possible:
+            raise ValueError("query_writer='process' needs fast mode, a database file and fork")
+        return possible and (cfg.query_writer == "process" or sys.platform == "linux")
 
     def start(self) -> None:
         """Start the writer threads (idempotent; `append` starts them too)."""
@@ -322,7 +337,7 @@ class Store:
                 target=self._writer_main, name="margincall-journal", daemon=True
             )
             self._writer.start()
-        if self.config.query_tables and self._pthread is None:
+        if self.config.query_tables and self._pthread is None and self._qproc is None:
             self._projector = P.Projector(self._lookup_instrument)
             with self._qdb.connect() as conn:
                 self._projector.load(conn)
@@ -791,7 +806,20 @@ class Store:
             self.counters["query_events"] += len(take)
             self.thread_cpu_s["query"] = time.thread_time()
 
+    def _ask_query_process(self, kind: str) -> None:
+        """Blocking: `flush` or `stop` the query process up to the last journal index."""
+        assert self._qproc is not None and self._next is not None
+        got = self._qproc.request(kind, self._next - 1)
+        for k in ("query_events", "query_gaps", "query_retries", "query_skipped"):
+            if k in got:
+                self.counters[k] = int(got[k])
+        if "cpu_s" in got:
+            self.thread_cpu_s["query"] = float(got["cpu_s"])
+
     async def _flush_queries(self) -> None:
+        if self._qproc is not None:
+            await asyncio.to_thread(self._ask_query_process, "flush")
+            return
         if self._pthread is None:
             return
 
@@ -950,6 +978,8 @@ class Store:
             self._writer.join()
         if self._pthread is not None:
             self._pthread.join()
+        if self._qproc is not None:
+            self._ask_query_process("stop")
 
     def close_sync(self) -> None:
         """Stop the threads and release the database (no final snapshot)."""
@@ -983,6 +1013,7 @@ class Store:
             "commit_us_p50": pct(commits, 0.5),
             "commit_us_p99": pct(commits, 0.99),
             "query_backlog": sum(len(b) for b in self._pq),
+            "query_writer": "process" if self._qproc is not None else "thread",
             "journal_thread_cpu_s": round(self.thread_cpu_s["journal"], 3),
             "query_thread_cpu_s": round(self.thread_cpu_s["query"], 3),
         }

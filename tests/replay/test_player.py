@@ -351,7 +351,8 @@ def test_real_time_pacing_follows_replay_time(tmp_path: Path) -> None:
     took = asyncio.run(main())
     # 3 bars = 180 s of replay time, minus the first walk point's offset, at 600×: ~0.3 s
     assert 0.25 <= took < 1.5
-    assert ex.now == T0 + 180 * S  # the last step closes at the last bar's end
+    # tick steps: the last one closes at the last bar's last nanosecond (its close)
+    assert ex.now == T0 + 180 * S - 1
 
 
 @pytest.mark.skipif(not REAL_DATA.exists(), reason="../shared/data/real is absent")

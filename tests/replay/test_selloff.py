@@ -75,7 +75,8 @@ def replay(
     pop = Population(spec)
     events: list[E.Event] = []
     cfg = PlayerConfig(start_ns=ns(start), end_ns=ns(end))
-    bars = [k for k in read(BARS, symbol=SYM) if cfg.start_ns <= k.exchange_ts < cfg.end_ns]  # type: ignore[operator]
+    # a window is of bar open times, [start, end)
+    bars = [k for k in read(BARS, symbol=SYM) if cfg.start_ns <= k.open_ts < cfg.end_ns]  # type: ignore[operator]
     play(ex, bars, cfg, population=pop, sink=events.extend)
     return ex, events, bars, pop  # type: ignore[return-value]
 

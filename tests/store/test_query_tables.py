@@ -19,7 +19,7 @@ from exchange.store import Store, recover
 from exchange.store.codec import from_jsonable
 from exchange.store.db import Database
 
-from .scenario import build, drive, instruments, run
+from .scenario import build, drive, event_counts, instruments, run
 
 
 def rows(db: Database, sql: str) -> list[dict[str, Any]]:
@@ -279,3 +279,23 @@ async def test_tables_can_be_built_afterwards(sqlite_url: str) -> None:
     got, info = recover(sqlite_url, instruments())
     assert info.projected_events == got.seq
     assert_tables_agree(sqlite_url, got, cmds)
+
+
+async def test_fast_mode_writes_the_tables_from_a_process_fed_by_the_journal(
+    sqlite_url: str,
+) -> None:
+    cmds = build(2)
+    st = Store(sqlite_url, mode="fast", snapshot_every=0, snapshot_interval=0)
+    ex, _ = st.recover(instruments())
+    rt = Runtime(ex, clock="stepped", tick_interval=None)
+    st.attach(rt)
+    assert st.stats()["query_writer"] == "process"
+    await rt.start()
+    for i in range(0, len(cmds), 25):
+        for f in [rt.submit_future(c) for c in cmds[i : i + 25]]:
+            await f
+    await rt.stop()
+    await st.flush()
+    assert st.counters["query_events"] == sum(event_counts(cmds).values())
+    await st.close(rt.exchange)
+    assert_tables_agree(sqlite_url, rt.exchange, cmds)

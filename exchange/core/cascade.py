@@ -1,0 +1,255 @@
+"""Liquidations and cascades: the loop that works through the positions due.
+
+A mark move that crosses positions starts a cascade: each position due is handed to the
+liquidation policy (liquidation.py), in order; the policy's fills move the mark, which
+may make more positions due — the next generation. Every liquidation carries the
+cascade id, its generation, its parent and the mark that triggered it; the cascade ends
+with one `CascadeEnded`. Bounds (`max_cascade_liquidations`, `max_cascade_generations`)
+truncate it; what is left stays queued and goes first at the next command.
+
+`Cascades` also holds most of `liquidation.LiquidationVenue`, the primitives a policy
+may use (`cancel_orders_of`, `liquidation_order`, `fund_seat`, `fund_equity`,
+`close_liquidated`, `adl_candidates`, `emit`; `transfer_position` is the positions
+room's, `insurance_fund` the accounts room's).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import deque
+from functools import cmp_to_key
+from typing import Any
+
+from . import events as E
+from .book import (
+    BUY,
+    EXPIRED,
+    FILLED,
+    SELL,
+    Order,
+)
+from .margin import is_liquidatable
+from .room import Room
+from .state import FUND, Cascade, Market, Seat
+
+
+def _adl_compare(a: tuple[int, int, Seat], b: tuple[int, int, Seat]) -> int:
+    """Order two ADL scores num/den (den > 0), higher first."""
+    x = a[0] * b[1]
+    y = b[0] * a[1]
+    return -1 if x > y else 1 if x < y else 0
+
+
+_ADL_ORDER = cmp_to_key(_adl_compare)
+
+
+class Cascades(Room):
+    """The cascade loop and the primitives liquidation policies work with."""
+
+    def _cascade(self, m: Market) -> bool:
+        """Liquidate every position the mark has crossed, and every one that the
+        resulting mark moves cross in turn. Returns whether anything was liquidated."""
+        queue: deque[tuple[Seat, int, int | None, int]] = deque()
+        if m.queued:
+            for a in m.queued:
+                queue.append((self.accounts[a].seats[m.inst.symbol], 0, None, m.mark))
+            m.queued = []
+        queue.extend((s, 0, None, m.mark) for s in self._due(m))
+        if not queue:
+            return False
+        quote = m.inst.quote_asset
+        fund = self.accounts[FUND]
+        cas = Cascade(self.next_cascade_id, m.inst.symbol, fund.available.get(quote, 0))
+        self.next_cascade_id += 1
+        # A cascade allocates many objects that all live on (its events, the liquidation
+        # orders) and no garbage cycles: the cyclic collector would only traverse the
+        # whole heap again and again as they accumulate. It is paused meanwhile (and
+        # left as it was found); nothing it does is observable in the state or events.
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            truncated = self._liquidate_queue(m, queue, cas)
+        finally:
+            if paused:
+                gc.enable()
+        if cas.count == 0 and not truncated:
+            self.next_cascade_id -= 1  # nothing was liquidated after all: no cascade
+            return False
+        self._emit(
+            E.CascadeEnded,
+            cas.cid,
+            cas.symbol,
+            cas.count,
+            cas.volume,
+            cas.depth,
+            tuple(cas.path),
+            cas.fund_before,
+            fund.available.get(quote, 0),
+            cas.adl,
+            truncated,
+        )
+        return cas.count > 0 and not truncated
+
+    def _liquidate_queue(
+        self, m: Market, queue: deque[tuple[Seat, int, int | None, int]], cas: Cascade
+    ) -> bool:
+        """The cascade loop: liquidate the queued positions in order, queueing the ones
+        each resulting mark move crosses. Returns whether a bound truncated it."""
+        inst = m.inst
+        liquidate = self.policy.liquidate
+        max_count = self.max_cascade_liquidations
+        max_gen = self.max_cascade_generations
+        flush = self._flush
+        update_mark = self._update_mark
+        due = self._due
+        path = cas.path
+        while queue:
+            seat, gen, parent, trigger = queue.popleft()
+            if cas.count >= max_count or gen >= max_gen:
+                m.queued = [seat.account] + [s.account for s, *_ in queue]
+                return True
+            qty = seat.qty
+            if qty == 0 or not is_liquidatable(inst, qty, seat.cost, seat.margin, m.mark):
+                seat.liquidating = False
+                self._touched[(seat.account, seat.symbol)] = seat
+                continue
+            lid = self.next_liquidation_id
+            self.next_liquidation_id = lid + 1
+            liquidate(self, m, seat, cas, lid, gen, parent, trigger)
+            seat.liquidating = False
+            cas.count += 1
+            cas.volume += qty if qty > 0 else -qty
+            if gen + 1 > cas.depth:
+                cas.depth = gen + 1
+            if not path or path[-1] != trigger:
+                path.append(trigger)
+            flush(m)
+            if update_mark(m):
+                self._fire_stops(m)
+                flush(m)
+            more = due(m)
+            if more:
+                mark = m.mark
+                queue.extend([(s, gen + 1, lid, mark) for s in more])
+        return False
+
+    def cancel_orders_of(self, m: Market, seat: Seat, reason: str) -> None:
+        """Cancel every open order of the seat's account on its symbol."""
+        if seat.orders:
+            for o in self._open_orders_of(seat.account, seat.symbol):
+                self._cancel_order(m, o, reason)
+
+    def liquidation_order(self, m: Market, seat: Seat, price: int) -> list[tuple[int, int]]:
+        """Send an IOC order for the whole position at `price` into the book as a taker,
+        without fee; its proceeds stay in the position margin. Returns its fills."""
+        side = SELL if seat.qty > 0 else BUY
+        qty = abs(seat.qty)
+        o = Order(
+            self.next_order_id,
+            seat.account,
+            seat.symbol,
+            side,
+            "LIQUIDATION",
+            "IOC",
+            price,
+            qty,
+            0,
+            "MARK_PRICE",
+            True,
+            None,
+            "NONE",
+            self.now,
+        )
+        self.next_order_id += 1
+        oid = o.oid
+        self.orders[oid] = o
+        seat.orders[oid] = o
+        seat.pending[side] += qty
+        fills: list[tuple[int, int]] = []
+        if m.book.bids if side == SELL else m.book.asks:  # else nothing to match
+            out = self._out
+            start = len(out)
+            self._match(m, o, price, True)
+            fills = [
+                (e.price, e.qty)
+                for e in out[start:]
+                if type(e) is E.OrderFilled and e.taker_order_id == oid
+            ]
+        if o.remaining and o.status < FILLED:
+            del seat.orders[oid]
+            seat.pending[side] -= o.remaining
+            o.status = EXPIRED
+        return fills
+
+    def fund_seat(self, m: Market) -> Seat:
+        return self._seat(self.accounts[FUND], m)
+
+    def fund_equity(self, m: Market) -> int:
+        """Insurance fund balance plus the unrealized PnL of its positions at their marks."""
+        fund = self.accounts[FUND]
+        eq = fund.available.get(m.inst.quote_asset, 0)
+        for sym, seat in fund.seats.items():
+            mk = self.markets[sym]
+            if seat.qty and mk.inst.quote_asset == m.inst.quote_asset:
+                eq += seat.qty * mk.mark * mk.inst.lot_value - seat.cost
+        return eq
+
+    def close_liquidated(self, m: Market, seat: Seat) -> int:
+        """Move what is left of a closed liquidated position's margin to the fund.
+        Returns the amount (the fund's gain)."""
+        assert seat.qty == 0
+        quote = m.inst.quote_asset
+        fund = self.accounts[FUND]
+        amount = seat.margin
+        fund.available[quote] = fund.available.get(quote, 0) + amount
+        seat.margin = 0
+        seat.cost = 0
+        self._touch_balance(FUND, quote)
+        self._touch(seat)
+        return amount
+
+    def adl_candidates(self, m: Market, long_liquidated: bool, exclude: int) -> list[Seat]:
+        """Opposite positions ranked for auto-deleveraging: by profit % × effective
+        leverage (profit % ÷ effective leverage when losing), highest first; ties by
+        account id; the insurance fund's own positions last. O(N log N), rare.
+
+        profit % = uPnL / |cost| (|cost| 1 when 0), effective leverage = notional /
+        equity (10¹² when equity ≤ 0): each score is an exact fraction num/den with
+        den > 0, compared by integer cross-multiplication."""
+        lv = m.inst.lot_value
+        mark = m.mark
+        ranked: list[tuple[int, int, Seat]] = []  # (num, den, seat) in account order
+        fund_seats: list[Seat] = []
+        opposite = m.sides[1 if long_liquidated else 0]
+        for acct_id, seat in sorted(opposite.items()):
+            qty = seat.qty
+            if acct_id == exclude or qty == 0 or (qty < 0) != long_liquidated:
+                continue
+            if acct_id == FUND:
+                fund_seats.append(seat)
+                continue
+            upnl = qty * mark * lv - seat.cost
+            equity = seat.margin + upnl
+            notional = (qty if qty > 0 else -qty) * mark * lv
+            c = abs(seat.cost) or 1
+            if equity > 0:
+                if upnl > 0:  # (upnl / c) × (notional / equity)
+                    ranked.append((upnl * notional, c * equity, seat))
+                elif notional:  # (upnl / c) ÷ (notional / equity)
+                    ranked.append((upnl * equity, c * notional, seat))
+                else:
+                    raise ZeroDivisionError("profit % divided by a zero effective leverage")
+            elif upnl > 0:  # (upnl / c) × 10¹²
+                ranked.append((upnl * 10**12, c, seat))
+            else:  # (upnl / c) ÷ 10¹²
+                ranked.append((upnl, c * 10**12, seat))
+        if len(ranked) > 1:
+            # highest score first; the sort is stable, so equal scores stay in account order
+            ranked.sort(key=_ADL_ORDER)
+        return [s for _, _, s in ranked] + fund_seats
+
+    def emit(self, cls: Any, *args: Any) -> None:
+        """Emit an event (for liquidation policies)."""
+        self.seq = seq = self.seq + 1
+        self._out.append(cls(seq, self.now, *args))

@@ -1,0 +1,114 @@
+"""The margin monitor's side of the exchange: re-pricing and re-indexing positions.
+
+After a command changed positions, `_refresh` recomputes each touched position's exact
+liquidation and bankruptcy ticks, re-indexes it in the market's `MarginMonitor`
+(monitor.py: sorted by liquidation tick, so finding the due costs O(log N + k)) and the
+long/short side indexes, and announces it (`PositionChanged`). `_due` takes the
+positions the mark has crossed out of the monitor and flags them as liquidating.
+"""
+
+from __future__ import annotations
+
+from . import events as E
+from .margin import liquidation_tick
+from .room import Room
+from .state import FUND, Market, Seat
+
+
+class Monitoring(Room):
+    """Re-indexing changed positions; taking out the ones the mark has crossed."""
+
+    def _refresh(self, seat: Seat) -> None:
+        m = self.markets[seat.symbol]
+        qty = seat.qty
+        account = seat.account
+        if qty:
+            inst = m.inst
+            cost = seat.cost
+            margin = seat.margin
+            liq = seat.liq = liquidation_tick(inst, qty, cost, margin)
+            qf = (qty if qty > 0 else -qty) * inst.lot_value
+            # margin.bankruptcy_tick, inlined
+            if qty > 0:
+                bk = -((margin - cost) // qf)
+                if bk < 1:
+                    bk = 1
+            else:
+                bk = (margin - cost) // qf
+            seat.bk = bk
+        else:
+            liq = bk = seat.liq = seat.bk = 0
+        if account != FUND and not seat.liquidating:
+            mon = m.monitor
+            if (qty and liq > 0) or account in mon.keys:  # else update() would do nothing
+                mon.update(account, qty, liq)
+        longs, shorts = m.sides
+        if qty > 0:
+            m.seats[account] = seat
+            longs[account] = seat
+            if account in shorts:
+                del shorts[account]
+        elif qty < 0:
+            m.seats[account] = seat
+            shorts[account] = seat
+            if account in longs:
+                del longs[account]
+        else:
+            if seat.orders:
+                m.seats[account] = seat
+            elif account in m.seats:
+                del m.seats[account]
+            if account in longs:
+                del longs[account]
+            if account in shorts:
+                del shorts[account]
+        self.seq = seq = self.seq + 1
+        self._out.append(
+            E.PositionChanged(
+                seq,
+                self.now,
+                account,
+                seat.symbol,
+                qty,
+                seat.cost,
+                seat.margin,
+                seat.leverage,
+                liq,
+                bk,
+                seat.realized,
+            )
+        )
+
+    def _due(self, m: Market) -> list[Seat]:
+        if m.mark <= 0:
+            return []
+        out = []
+        due = m.monitor.pop_due(m.mark)
+        if due:
+            accounts = self.accounts
+            symbol = m.inst.symbol
+            for a in due:
+                seat = accounts[a].seats[symbol]
+                seat.liquidating = True
+                out.append(seat)
+        return out
+
+    def _check_monitor(self) -> None:
+        """Each monitor is sound (`MarginMonitor._check`) and holds every open position
+        at its current liquidation tick; the side indexes hold the live seats."""
+        for sym, m in self.markets.items():
+            m.monitor._check()
+            for a in self.accounts.values():
+                s = a.seats.get(sym)
+                if s is None:
+                    continue
+                if a.id != FUND and s.qty and not s.liquidating and m.mark > 0:
+                    want = liquidation_tick(m.inst, s.qty, s.cost, s.margin)
+                    assert s.liq == want, f"stale liquidation price for {a.id}"
+                    key = m.monitor.keys.get(a.id)
+                    if s.liq > 0:
+                        assert key is not None and key[1] == s.liq, f"monitor misses {a.id}"
+            for side, book in enumerate(m.sides):
+                for acct_id, s in book.items():
+                    assert s is self.accounts[acct_id].seats[sym], "side index holds a stale seat"
+                    assert (s.qty > 0) if side == 0 else (s.qty < 0), "side index off"

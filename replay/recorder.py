@@ -1,0 +1,179 @@
+"""What a backtest report is made of: `Recorder` collects it from core events and sampled
+state (see `replay.report` for the files written from it and `replay.charts` for its plotly
+charts; both read it, neither is needed to record)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from exchange.core import events as E
+from exchange.core.engine import Exchange
+from exchange.core.instruments import Instrument
+
+__all__ = ["Recorder", "iso"]
+
+
+def iso(ts: int) -> str:
+    """Engine time (ns) as an ISO 8601 UTC text, to the millisecond."""
+    dt = datetime.fromtimestamp(ts // 10**9, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ts // 10**6) % 1000:03d}Z"
+
+
+@dataclass
+class Recorder:
+    """Collects what the report needs from core events and sampled state."""
+
+    instruments: Mapping[str, Instrument]
+    subjects: set[int] = field(default_factory=set)
+    replay_accounts: set[int] = field(default_factory=set)
+    population: set[int] | range = field(default_factory=set)
+    sample_ns: int = 60 * 10**9
+    fills: list[tuple[Any, ...]] = field(default_factory=list)
+    positions: list[tuple[Any, ...]] = field(default_factory=list)
+    equity: list[tuple[int, int, int, int, int]] = field(default_factory=list)
+    prices: list[tuple[int, str, int, int, int]] = field(default_factory=list)
+    liquidations: list[E.PositionLiquidated] = field(default_factory=list)
+    cascades: list[E.CascadeEnded] = field(default_factory=list)
+    funding: list[E.FundingSettled] = field(default_factory=list)
+    leverage: dict[int, int] = field(default_factory=dict)  # last leverage per account
+    deposits: dict[int, int] = field(default_factory=dict)
+    fees: dict[int, int] = field(default_factory=dict)
+    funding_paid: dict[int, int] = field(default_factory=dict)
+    events: int = 0
+    first_ts: int | None = None
+    last_ts: int = 0
+    insurance: list[tuple[int, int]] = field(default_factory=list)
+    # orders of watched accounts: accepted, and expired for want of liquidity
+    orders: list[tuple[Any, ...]] = field(default_factory=list)
+    no_liquidity: dict[int, int] = field(default_factory=dict)
+    adl: list[E.PositionAutoDeleveraged] = field(default_factory=list)
+    _next_sample: int | None = None
+
+    def _watched(self, account: int) -> bool:
+        if self.subjects:
+            return account in self.subjects
+        return account not in self.replay_accounts and account != 0
+
+    def record(self, batch: Iterable[E.Event]) -> None:
+        for ev in batch:
+            self.events += 1
+            t = type(ev)
+            if t is E.OrderFilled:
+                self._fill(ev)  # type: ignore[arg-type]
+            elif t is E.PositionChanged:
+                if self._watched(ev.account):  # type: ignore[attr-defined]
+                    self.positions.append(_position_row(ev))  # type: ignore[arg-type]
+            elif t is E.PositionLiquidated:
+                self.liquidations.append(ev)  # type: ignore[arg-type]
+            elif t is E.CascadeEnded:
+                self.cascades.append(ev)  # type: ignore[arg-type]
+                self.insurance.append((ev.ts, ev.insurance_after))  # type: ignore[attr-defined]
+            elif t is E.FundingSettled:
+                self.funding.append(ev)  # type: ignore[arg-type]
+            elif t is E.FundingPaid:
+                a = ev.account  # type: ignore[attr-defined]
+                self.funding_paid[a] = self.funding_paid.get(a, 0) + ev.amount  # type: ignore[attr-defined]
+            elif t is E.LeverageChanged:
+                self.leverage[ev.account] = ev.leverage  # type: ignore[attr-defined]
+            elif t is E.FundsDeposited:
+                a = ev.account  # type: ignore[attr-defined]
+                self.deposits[a] = self.deposits.get(a, 0) + ev.amount  # type: ignore[attr-defined]
+            elif t is E.FundsWithdrawn:
+                a = ev.account  # type: ignore[attr-defined]
+                self.deposits[a] = self.deposits.get(a, 0) - ev.amount  # type: ignore[attr-defined]
+            elif t is E.OrderAccepted:
+                if self.subjects and ev.account in self.subjects:  # type: ignore[attr-defined]
+                    self.orders.append(_order_row(ev))  # type: ignore[arg-type]
+            elif t is E.OrderExpired:
+                a = ev.account  # type: ignore[attr-defined]
+                if ev.reason == "NO_LIQUIDITY" and self._watched(a):  # type: ignore[attr-defined]
+                    self.no_liquidity[a] = self.no_liquidity.get(a, 0) + 1
+            elif t is E.PositionAutoDeleveraged:
+                self.adl.append(ev)  # type: ignore[arg-type]
+
+    def _fill(self, ev: E.OrderFilled) -> None:
+        taker, maker = ev.taker_account, ev.maker_account
+        for account, role in ((taker, "taker"), (maker, "maker")):
+            if not self._watched(account) or (role == "maker" and maker == taker):
+                continue
+            buy = (ev.taker_side == "BUY") == (role == "taker")
+            fee = ev.taker_fee if role == "taker" else ev.maker_fee
+            self.fees[account] = self.fees.get(account, 0) + fee
+            self.fills.append(
+                (
+                    ev.ts,
+                    account,
+                    ev.symbol,
+                    ev.trade_id,
+                    "BUY" if buy else "SELL",
+                    ev.price,
+                    ev.qty,
+                    role,
+                    fee,
+                    ev.liquidation,
+                )
+            )
+
+    def warnings(self, account: int | None, player: Any = None) -> list[str]:
+        """What a user must be told about a run that looks fine but is not (empty books)."""
+        out = []
+        for a in sorted(self.subjects if account is None else {account}):
+            n = self.no_liquidity.get(a, 0)
+            if n:
+                out.append(
+                    f"{n} order{'s' if n != 1 else ''} of account {a} found an empty book "
+                    f"(expired NO_LIQUIDITY): the data has no book; quote synthetic liquidity "
+                    f"(--synthetic LEVELS,SPREAD_BPS,STEP_BPS,QTY) or replay a book"
+                )
+            elif any(o[1] == a for o in self.orders) and not any(f[1] == a for f in self.fills):
+                out.append(f"account {a} placed orders but none filled")
+        if player is not None and player.stats.unknown_symbol:
+            out.append(f"{player.stats.unknown_symbol} events of unknown symbols were skipped")
+        return out
+
+    def sample(self, ts: int, ex: Exchange, force: bool = False) -> None:
+        """Sample prices and equity if `sample_ns` of replay time passed since the last one."""
+        if self.first_ts is None:
+            self.first_ts = ts
+        self.last_ts = max(self.last_ts, ts)
+        if not force and self._next_sample is not None and ts < self._next_sample:
+            return
+        if self.prices and self.prices[-1][0] == ts and not force:
+            return
+        self._next_sample = (ts // self.sample_ns + 1) * self.sample_ns
+        for sym in sorted(self.instruments):
+            mv = ex.market_view(sym)
+            if mv.mark or mv.index:
+                self.prices.append((ts, sym, mv.mark, mv.index, mv.last))
+        for a in sorted(self.subjects):
+            av = ex.account_view(a)
+            if av is None:
+                continue
+            wallet = sum(b.available + b.reserved for b in av.balances if b.asset == "USDT")
+            margin = sum(p.margin for p in av.positions)
+            upnl = sum(p.unrealized_pnl for p in av.positions)
+            self.equity.append((ts, a, wallet + margin + upnl, wallet, upnl))
+        self.insurance.append((ts, ex.insurance_fund("USDT")))
+
+
+def _order_row(ev: E.OrderAccepted) -> tuple[Any, ...]:
+    return (ev.ts, ev.account, ev.symbol, ev.order_id, ev.client_id, ev.side, ev.type,
+            ev.time_in_force, ev.price, ev.qty, ev.stop_price, ev.reduce_only)  # fmt: skip
+
+
+def _position_row(ev: E.PositionChanged) -> tuple[Any, ...]:
+    return (
+        ev.ts,
+        ev.account,
+        ev.symbol,
+        ev.qty,
+        ev.cost,
+        ev.margin,
+        ev.leverage,
+        ev.liquidation_price,
+        ev.bankruptcy_price,
+        ev.realized_pnl,
+    )
