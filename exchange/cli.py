@@ -623,5 +623,14 @@ def _register_replay_commands() -> None:
 _register_replay_commands()
 
 
+def _register_class_commands() -> None:
+    from exchange.classroom.cli import app as class_app
+
+    app.add_typer(class_app, name="class")
+
+
+_register_class_commands()
+
+
 if __name__ == "__main__":
     app()

@@ -1111,10 +1111,17 @@ class Session:
     """One connection's protocol state: who it is and what it listens to.
 
     `sink(text)` is how stream messages leave (the server's bounded outbox).
+    At most `MAX_IN_ENGINE` of one session's commands wait in the engine's queue at
+    once (pipelined ones included: until one gets a slot the connection reads no further);
+    more wait here, in order, so a connection that pipelines a burst is interleaved with
+    the others instead of filling the queue ahead of them.
     """
+
+    MAX_IN_ENGINE = 8
 
     def __init__(self, api: Api, sink: Callable[[str], None] | None = None) -> None:
         self.api = api
+        self.engine_slots = asyncio.Semaphore(self.MAX_IN_ENGINE)
         self.sink = sink
         self.account: int | None = None
         self.token_hash: str | None = None  # set when logged on with a session token
@@ -1273,13 +1280,16 @@ class Session:
             return error_text(req_id, int(Code.UNKNOWN), MESSAGES[Code.UNKNOWN], 500)
 
     async def submit(self, cmd: C.Command) -> list[E.Event]:
-        fut = self.api.runtime.submit_future(cmd, owned=True)
+        # `ready` is taken before any await: it belongs to the request that set it
         ready = self._ready
-        if ready is not None:
-            self._ready = None
-            if not ready.done():
+        self._ready = None
+        # a pipelined request counts toward the bound too: while it waits for a slot its
+        # `ready` stays unset, so the connection reads no further (back-pressure)
+        async with self.engine_slots:
+            fut = self.api.runtime.submit_future(cmd, owned=True)
+            if ready is not None and not ready.done():
                 ready.set_result(None)
-        events = await fut
+            events = await fut
         for ev in events:
             t = type(ev)
             if t is E.OrderRejected or t is E.CommandRejected:

@@ -1,8 +1,6 @@
-"""What a backtest saw: `Recorder` takes every batch of core events
-(`recorder.record(events)`) and, at step closes, samples prices and the subjects' equity
-(`recorder.sample(ts, exchange)`, at most once per `sample_ns` of replay time). The report
-(`replay.report`), the charts (`replay.charts`) and the results (`replay.results`) read it.
-"""
+"""What a backtest report is made of: `Recorder` collects it from core events and sampled
+state (see `replay.report` for the files written from it and `replay.charts` for its plotly
+charts; both read it, neither is needed to record)."""
 
 from __future__ import annotations
 
@@ -14,11 +12,8 @@ from typing import Any
 from exchange.core import events as E
 from exchange.core.engine import Exchange
 from exchange.core.instruments import Instrument
-from exchange.core.numbers import MONEY_DECIMALS
 
-__all__ = ["Q", "Recorder", "iso"]
-
-Q = 10**MONEY_DECIMALS
+__all__ = ["Recorder", "iso"]
 
 
 def iso(ts: int) -> str:

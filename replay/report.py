@@ -1,6 +1,6 @@
 """The backtest report: CSV files and one self-contained HTML page with plots.
 
-`Recorder` takes every batch of core events (`recorder.record(events)`) and, at step closes,
+`Recorder` (replay/recorder.py) takes every batch of core events (`recorder.record(events)`) and, at step closes,
 samples prices and the subjects' equity (`recorder.sample(ts, exchange)`, at most once per
 `sample_ns` of replay time). `write_report(folder, recorder, ...)` then writes:
 
@@ -33,10 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from exchange.core.instruments import Instrument
+from exchange.core.numbers import MONEY_DECIMALS
 from exchange.units import lots_to_str, quanta_to_str, rate_to_str, ticks_to_str
-from replay.recorder import Q, Recorder, iso
+from replay.recorder import Recorder, iso
 
 __all__ = ["Recorder", "write_report", "iso"]
+
+Q = 10**MONEY_DECIMALS
+
 
 # ---------------------------------------------------------------------- CSV
 

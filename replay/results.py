@@ -20,13 +20,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from exchange.core.numbers import MONEY_DECIMALS
+from replay.recorder import Recorder
 
 if TYPE_CHECKING:
     import pandas as pd
-
 
 __all__ = ["BacktestResult", "Trade", "compute_stats", "round_trips", "YEAR_S"]
 
@@ -168,10 +168,21 @@ def compute_stats(
     }
 
 
+class Run(Protocol):
+    """What a result is made from: `replay.inprocess.InprocessRun` (declared here by its
+    shape, so this module does not depend on the one that builds it)."""
+
+    recorder: Recorder
+    strategy: Any
+    strategy_account: int | None
+    state_hash: str
+    warnings: list[str]
+
+
 class BacktestResult:
     """See the module docstring. `run` is the `replay.inprocess.InprocessRun`."""
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: Run) -> None:
         self.run = run
         self.recorder = run.recorder
         self.account = run.strategy_account

@@ -133,6 +133,32 @@ class AddInstrument(Command):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SetAccountLimits(Command):
+    """Impose (or, all zero and not frozen, lift) an account's limits; see supervision.py."""
+
+    account: int
+    max_position_notional: int = 0  # money quanta per symbol; 0 = no cap
+    max_open_orders: int = 0
+    max_leverage: int = 0
+    frozen: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettlePositions(Command):
+    """Cancel every open order of the symbol and close every position at the mark."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FundInsurance(Command):
+    """Put money into the insurance fund (counted as a deposit)."""
+
+    asset: str
+    amount: int  # money quanta
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReplaceBook(Command):
     """Replace `account`'s resting limit orders on `symbol` with one per level: (tick, lots),
     bids best first, asks best first (see `synthetic.py`)."""
@@ -161,5 +187,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         HaltSymbol,
         ResumeSymbol,
         AddInstrument,
+        SetAccountLimits,
+        SettlePositions,
+        FundInsurance,
     )
 }

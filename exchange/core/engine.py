@@ -27,10 +27,12 @@ zero lots, so the price terms cancel). `_check()` asserts it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from . import commands as C
 from . import events as E
+from . import supervision as S
 from .accounts import Accounts
 from .book import (
     CLIENT_ID_CHARS,
@@ -52,7 +54,7 @@ from .matching import Matching
 from .monitoring import Monitoring
 from .orders import Orders
 from .positions import Positions
-from .state import FUND, MAX_AMOUNT, Account, Cascade, Market, Seat, band_edge
+from .state import FUND, MAX_AMOUNT, Account, AccountLimits, Cascade, Market, Seat, band_edge
 from .stops import Stops
 from .synthetic import replace_book
 from .views import Views
@@ -106,6 +108,7 @@ class Exchange(
         self.max_cascade_liquidations = max_cascade_liquidations
         self.max_cascade_generations = max_cascade_generations
         self.policy = policy if policy is not None else BinanceLiquidation()
+        self.limits: dict[int, AccountLimits] = {}  # see supervision.py
         self._out: list[E.Event] = []
         self._touched: dict[tuple[int, str], Seat] = {}
         self._reacted: set[str] = set()  # markets that ran `_react` in the current command
@@ -131,6 +134,9 @@ class Exchange(
             C.ResumeSymbol: self._resume,
             C.AddInstrument: self._add_instrument_cmd,
             C.ReplaceBook: self._replace_book,
+            C.SetAccountLimits: partial(S.set_account_limits, self),
+            C.SettlePositions: partial(S.settle_positions, self),
+            C.FundInsurance: partial(S.fund_insurance, self),
         }
 
     def handle(self, cmd: C.Command) -> list[E.Event]:

@@ -59,6 +59,8 @@ class Code(IntEnum):
     UNKNOWN_ACCOUNT = -9002
     INSTRUMENT_EXISTS = -9003
     STORE_UNAVAILABLE = -9004
+    ACCOUNT_FROZEN = -9007
+    POSITION_LIMIT = -9008
     HTTP_NOT_FOUND = -9404
     HTTP_METHOD_NOT_ALLOWED = -9405
     HTTP_BODY_TOO_LARGE = -9413
@@ -113,6 +115,8 @@ MESSAGES: dict[Code, str] = {
     Code.UNKNOWN_ACCOUNT: "Unknown account.",
     Code.INSTRUMENT_EXISTS: "Instrument already exists.",
     Code.STORE_UNAVAILABLE: "The store cannot commit; request refused, nothing changed.",
+    Code.ACCOUNT_FROZEN: "The account is frozen by the operator: only cancels are accepted.",
+    Code.POSITION_LIMIT: "The order could take the position past the account's notional limit.",
     Code.HTTP_NOT_FOUND: "No such path.",
     Code.HTTP_METHOD_NOT_ALLOWED: "Method not allowed on this path.",
     Code.HTTP_BODY_TOO_LARGE: "Request body too large.",

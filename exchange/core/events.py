@@ -332,3 +332,26 @@ class InstrumentAdded(Event):
 @event
 class ClockAdvanced(Event):
     pass
+
+
+@event
+class AccountLimitsSet(Event):
+    account: int
+    max_position_notional: int
+    max_open_orders: int
+    max_leverage: int
+    frozen: bool
+
+
+@event
+class PositionsSettled(Event):
+    symbol: str
+    price: int  # the mark every position was closed at
+    positions: int
+
+
+@event
+class InsuranceFunded(Event):
+    asset: str
+    amount: int
+    balance: int  # the fund's balance after it

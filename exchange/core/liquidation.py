@@ -55,7 +55,13 @@ class BinanceLiquidation:
     better than bankruptcy leaves margin that goes to the insurance fund; what does not
     fill is taken over by the fund at the bankruptcy price as far as the fund's equity
     at the mark can bear it; the rest is auto-deleveraged against opposite positions
-    ranked by profit % × leverage, at the bankruptcy price."""
+    ranked by profit % × leverage, at the bankruptcy price. With `adl=False` the fund
+    takes over all of what does not fill, even past its equity (a game without ADL)."""
+
+    adl = True
+
+    def __init__(self, *, adl: bool = True) -> None:
+        self.adl = adl
 
     def liquidate(
         self,
@@ -85,7 +91,7 @@ class BinanceLiquidation:
         if left:
             fund = ex.fund_seat(m)
             per_lot_loss = (bk - m.mark) * m.inst.lot_value * (1 if long else -1)
-            if per_lot_loss <= 0:
+            if per_lot_loss <= 0 or not self.adl:
                 takeover = left
             else:
                 takeover = min(left, max(0, ex.fund_equity(m)) // per_lot_loss)

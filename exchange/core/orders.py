@@ -16,6 +16,7 @@ from typing import Any
 
 from . import commands as C
 from . import events as E
+from . import supervision as S
 from .book import (
     BUY,
     CANCELED,
@@ -153,6 +154,8 @@ class Orders(Room):
         open_orders = len(seat.orders) if seat is not None else 0
         if open_orders >= inst.max_open_orders:
             raise Rejected(Code.MAX_OPEN_ORDERS)
+        if self.limits:
+            S.check_order(self, m, account_id, seat, side, 0 if reduce_only else qty, worst, True)
         pos = seat.qty if seat is not None else 0
         if reduce_only:
             if pos == 0 or (pos > 0) == (side == BUY):
@@ -453,6 +456,11 @@ class Orders(Room):
             if new_price < lo:
                 raise Rejected(Code.PRICE_BELOW_BAND)
         new_remaining = new_qty - filled
+        if self.limits:
+            added = 0 if o.reduce_only else max(0, new_qty - o.qty)
+            S.check_order(
+                self, m, acct.id, acct.seats[inst.symbol], o.side, added, new_price, False
+            )
         if not o.reduce_only and new_price * new_qty * inst.lot_value < inst.min_notional:
             raise Rejected(Code.NOTIONAL_TOO_SMALL)
         crosses = new_price != o.price and self._would_take(m, o.side, new_price)

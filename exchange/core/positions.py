@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from . import commands as C
 from . import events as E
+from . import supervision as S
 from .book import (
     BUY,
     SELL,
@@ -160,6 +161,8 @@ class Positions(Room):
         seat = acct.seats.get(inst.symbol)
         if seat is not None and seat.liquidating:
             raise Rejected(Code.USER_IN_LIQUIDATION)
+        if self.limits:
+            S.check_leverage(self, acct.id, lev)
         top_up = 0
         if seat is not None:
             price = m.mark or (

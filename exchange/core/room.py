@@ -19,7 +19,7 @@ from .book import Order
 from .errors import Code
 from .instruments import Instrument
 from .liquidation import LiquidationPolicy
-from .state import MAX_AMOUNT, Account, Market, Seat
+from .state import MAX_AMOUNT, Account, AccountLimits, Market, Seat
 
 
 class Room:
@@ -53,6 +53,8 @@ class Room:
     max_cascade_liquidations: int
     max_cascade_generations: int
     policy: LiquidationPolicy
+    # supervision: account -> the operator's limits (absent = none)
+    limits: dict[int, AccountLimits]
 
     if TYPE_CHECKING:
         # engine.Exchange
@@ -73,6 +75,7 @@ class Room:
         # accounts
         def _account(self, account_id: Any) -> Account: ...
         def _touch_balance(self, account: int, asset: str) -> None: ...
+        def _asset(self, asset: Any) -> str: ...
         def insurance_fund(self, asset: str = "USDT") -> int: ...
 
         # orders
@@ -107,12 +110,28 @@ class Room:
         def _settle(
             self, m: Market, o: Order, before: int, price: int, n: int, fee: int, liquidation: bool
         ) -> None: ...
+        def _trade_into(
+            self,
+            m: Market,
+            acct: Account,
+            seat: Seat,
+            side: int,
+            price: int,
+            n: int,
+            fee: int,
+            funds: int,
+            hold: bool,
+        ) -> int: ...
         def transfer_position(
             self, m: Market, seat: Seat, to: Seat, lots: int, price: int
         ) -> int: ...
 
         # monitoring
         def _due(self, m: Market) -> list[Seat]: ...
+
+        # cascades
+        def cancel_orders_of(self, m: Market, seat: Seat, reason: str) -> None: ...
+        def fund_seat(self, m: Market) -> Seat: ...
 
         # mark
         def _update_mark(self, m: Market) -> bool: ...

@@ -8,6 +8,8 @@ Every field listed here is part of `state_hash()` unless it is marked as a cache
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sortedcontainers import SortedList
 
 from .book import BUY, WORKING_TYPES, Book, Order
@@ -18,6 +20,20 @@ from .premium import MarkBasis
 
 FUND = 0  # the insurance fund's account id
 MAX_AMOUNT = 10**30  # money and sizes beyond this are nonsense, rejected before any arithmetic
+
+
+@dataclass(frozen=True, slots=True)
+class AccountLimits:
+    """What an operator imposes on one account (see supervision.py); all zero and not
+    frozen is no limit at all, and is never stored."""
+
+    max_position_notional: int = 0  # money quanta per symbol; 0 = no cap
+    max_open_orders: int = 0  # 0 = the instrument's own cap only
+    max_leverage: int = 0  # 0 = the brackets' cap only
+    frozen: bool = False
+
+    def key(self) -> tuple[int, int, int, bool]:
+        return (self.max_position_notional, self.max_open_orders, self.max_leverage, self.frozen)
 
 
 class Seat:

@@ -18,7 +18,9 @@ def test_engine_bench_matches_the_reference_fill_for_fill() -> None:
     r = engine.run(argparse.Namespace(ops=20_000, mem_orders=5_000))
     assert r["fills"] == r["ref_fills"] > 0 and r["lots"] == r["ref_lots"]
     assert r["rejected"] == 0
-    assert r["ratio_vs_ref"] == pytest.approx(r["ops_per_s"] / r["ref_ops_per_s"], rel=0.01)
+    # the ratio is printed to 3 decimals: on a loaded machine (ratio ~0.03) that is 2 %
+    ratio = r["ops_per_s"] / r["ref_ops_per_s"]
+    assert r["ratio_vs_ref"] == pytest.approx(ratio, rel=0.01, abs=5e-4)
     assert 50 < r["bytes_per_resting_order"] < 2_000
 
 

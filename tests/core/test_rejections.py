@@ -238,6 +238,42 @@ def halt_twice(ex: Exchange) -> C.Command:
     return C.HaltSymbol(symbol=SYM)
 
 
+# ---------------------------------------------------------------- account limits
+
+
+@case(Code.ACCOUNT_FROZEN)
+def place_while_frozen(ex: Exchange) -> C.Command:
+    run(ex, C.SetAccountLimits(account=1, frozen=True))
+    return order()
+
+
+@case(Code.ACCOUNT_FROZEN)
+def amend_while_frozen(ex: Exchange) -> C.Command:
+    cmd = amend_of(ex, qty=2)
+    run(ex, C.SetAccountLimits(account=1, frozen=True))
+    return cmd
+
+
+@case(Code.ACCOUNT_FROZEN)
+def set_leverage_while_frozen(ex: Exchange) -> C.Command:
+    run(ex, C.SetAccountLimits(account=1, frozen=True))
+    return C.SetLeverage(account=1, symbol=SYM, leverage=2)
+
+
+@case(Code.POSITION_LIMIT)
+def place_past_the_notional_cap(ex: Exchange) -> C.Command:
+    run(ex, C.SetAccountLimits(account=1, max_position_notional=1))
+    return order()
+
+
+@case(Code.POSITION_LIMIT)
+def amend_past_the_notional_cap(ex: Exchange) -> C.Command:
+    cmd = amend_of(ex, qty=40)  # the open bid's 4 lots are within the cap, 40 are not
+    cap = 4 * (MID - 100) * ex.instruments[SYM].lot_value
+    run(ex, C.SetAccountLimits(account=1, max_position_notional=cap))
+    return cmd
+
+
 # ---------------------------------------------------------------- quantity, price, stop
 
 

@@ -1,0 +1,188 @@
+"""The whole game in a real Chromium: an instructor page and two student pages.
+
+Both students join with the code and trade with each other; the instructor fires a
+crash and one student is liquidated and sees it on the trading screen; the
+leaderboard counts it; the server is killed during the round and both pages come back
+to the same accounts; pause stops trading with a clear message; the round ends; the
+debrief and the exports contain the liquidation. Screenshots go to
+test-artifacts/classroom/.
+
+Debian's chromium is driven through Playwright's `executable_path` (no browser
+download). Without it the test skips, except under CI=true, where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.classroom.helpers import ADMIN, ROOT, Server, free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts" / "classroom"
+GAME = """
+name = "Browser game"
+starting_balance = "10000"
+[[instruments]]
+symbol = "BTCUSDT"
+initial_index = "50000"
+mark_method = "index"
+[liquidation]
+insurance_fund = "100000"
+[[rounds]]
+name = "The crash"
+duration = "10m"
+clock_speed = 10
+[rounds.scenario]
+headlines = [{ at = "1s", text = "Markets open: good luck!" }]
+[[rounds]]
+name = "After"
+duration = "1m"
+"""
+
+
+def _chromium_or_skip() -> None:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is missing on CI (apt-get install chromium)")
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.async_api")
+
+
+async def join(page, base: str, code: str, nickname: str) -> None:  # type: ignore[no-untyped-def]
+    await page.goto(f"{base}/class/")
+    await page.fill("#code", code)
+    await page.fill("#nickname", nickname)
+    await page.click("#go")
+    await page.wait_for_url(f"{base}/class/play")
+    from playwright.async_api import expect
+
+    await expect(page.locator("#conn")).to_have_text("connected")
+
+
+async def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.slow
+async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
+    _chromium_or_skip()
+    from playwright.async_api import async_playwright, expect
+
+    game = tmp_path / "game.toml"
+    game.write_text(GAME)
+    ws_port, http_port = free_port(), free_port()
+    srv = Server(game, tmp_path / "game.db", ws_port, http_port)
+    base = f"http://127.0.0.1:{http_port}"
+    srv.start()
+    pw = await async_playwright().start()
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    try:
+        teacher = await (await browser.new_context()).new_page()
+        ada = await (await browser.new_context()).new_page()
+        bob = await (await browser.new_context()).new_page()
+        errors: list[str] = []
+        for p in (teacher, ada, bob):
+            p.on("pageerror", lambda e: errors.append(str(e)))
+        # the instructor opens the console with the admin token and reads the join code
+        await teacher.goto(f"{base}/class/console")
+        await teacher.fill("#token", ADMIN)
+        await teacher.click("#login button")
+        await expect(teacher.locator("#join-code")).not_to_have_text("––––––")
+        code = (await teacher.locator("#join-code").text_content() or "").strip()
+        assert len(code) == 6
+        await join(ada, base, code, "Ada")
+        await join(bob, base, code, "<b onclick=x>Bob</b>")
+        await expect(bob.locator("#me")).to_have_text("<b onclick=x>Bob</b>")
+        await expect(teacher.locator("#board")).to_contain_text("<b onclick=x>Bob</b>")
+        await shot(teacher, "01-console-lobby")
+        # in the lobby trading is closed, with the reason on screen
+        await expect(ada.locator("#banner")).to_contain_text("Waiting for the instructor")
+        await teacher.click("button[data-action=start]")
+        await expect(ada.locator("#banner")).to_have_text("")
+        await expect(ada.locator("#headlines")).to_contain_text("Markets open")
+        # Bob offers 0.5 BTC at 50,000; Ada buys it at market with 50x leverage
+        await ada.fill("#leverage", "50")
+        await ada.click("#set-leverage")
+        await expect(ada.locator("#activity")).to_contain_text("Leverage 50x")
+        await bob.fill("#qty", "0.500")
+        await bob.fill("#price", "50000")
+        await bob.click("#sell")
+        await expect(bob.locator("#orders")).to_contain_text("SELL")
+        await ada.select_option("#type", "MARKET")
+        await ada.fill("#qty", "0.500")
+        await ada.click("#buy")
+        await expect(ada.locator("#pos-qty")).to_have_text("0.500")
+        await expect(bob.locator("#pos-qty")).to_have_text("-0.500")
+        await shot(ada, "02-student-long")
+        # the server dies during the round; both pages come back to the same accounts
+        srv.kill()
+        await expect(ada.locator("#conn")).not_to_have_text("connected")
+        srv.start()
+        for p in (ada, bob):
+            await expect(p.locator("#conn")).to_have_text("connected", timeout=20_000)
+        await expect(ada.locator("#pos-qty")).to_have_text("0.500", timeout=10_000)
+        await expect(bob.locator("#pos-qty")).to_have_text("-0.500")
+        await expect(teacher.locator("#state")).to_have_text("running", timeout=10_000)
+        # the crash: −5 % at once liquidates a 50x long
+        await teacher.fill("#shock-size", "-5")
+        await teacher.fill("#shock-over", "0")
+        await teacher.click("#shock button")
+        await expect(ada.locator("#liq-banner")).to_contain_text(
+            "You were liquidated", timeout=10_000
+        )
+        await expect(ada.locator("#pos-qty")).to_have_text("0")
+        await shot(ada, "03-student-liquidated")
+        # the leaderboard counts it (students see their rank; the console sees everything)
+        await expect(ada.locator("#liqs")).to_have_text("1", timeout=10_000)
+        await expect(
+            teacher.locator("#board tr", has_text="Ada").locator("td").nth(5)
+        ).to_have_text("1")
+        await shot(teacher, "04-console-after-crash")
+        # pause: orders are refused, with the reason on screen
+        await teacher.click("button[data-action=pause]")
+        await expect(bob.locator("#banner")).to_contain_text("paused by the instructor")
+        await bob.select_option("#type", "LIMIT")
+        await bob.fill("#qty", "0.010")
+        await bob.fill("#price", "47000")
+        await bob.click("#buy")
+        await expect(bob.locator("#order-error")).to_contain_text("-9005")
+        await shot(bob, "05-student-paused")
+        await teacher.click("button[data-action=resume]")
+        await expect(bob.locator("#banner")).to_have_text("")
+        # the instructor ends the round
+        await teacher.click("button[data-action=next_round]")
+        await expect(ada.locator("#banner")).to_contain_text("round is over")
+        await expect(teacher.locator("#state")).to_have_text("round over")
+        # the debrief shows the liquidation with its trigger mark
+        async with teacher.expect_popup() as popup:
+            await teacher.click("#open-debrief")
+        debrief = await popup.value
+        # plotly.js is 4.8 MB: on a loaded machine the report takes a while to draw
+        await expect(debrief.locator("#rounds")).to_contain_text(
+            "Liquidations suffered", timeout=30_000
+        )
+        await expect(debrief.locator("#rounds table").nth(1)).to_contain_text("Ada")
+        await expect(debrief.locator("#rounds table").nth(1)).to_contain_text("47500")
+        await expect(debrief.locator(".js-plotly-plot").first).to_be_visible()
+        await shot(debrief, "06-debrief")
+        assert not errors, errors
+    finally:
+        await browser.close()
+        await pw.stop()
+    # the exports contain it too
+    try:
+        async with aiohttp.ClientSession(headers={"X-Admin-Token": ADMIN}) as s:
+            async with s.get(f"{base}/class/api/admin/export?table=liquidations&round=1") as r:
+                text = await r.text()
+            assert r.status == 200 and "Ada" in text and "475000" in text
+            async with s.get(f"{base}/class/api/admin/export?table=leaderboard&round=1") as r:
+                board = await r.text()
+            assert "Ada" in board
+    finally:
+        srv.stop()

@@ -1,0 +1,60 @@
+"""The debrief and `margincall class replay`: a finished game played again from its
+database gives the same state, and the report and exports hold its liquidation."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+
+from exchange.classroom import parse_game
+from exchange.classroom.replaying import replay_game
+from exchange.core import commands as C
+from tests.classroom.helpers import GAME
+from tests.classroom.test_http import class_stack
+
+
+async def test_replay_a_finished_game(tmp_path: Path) -> None:
+    async with class_stack(tmp_path) as cs:
+        g = cs.classroom
+        ada, _ = await g.join("Ada")
+        bob, _ = await g.join("Bob")
+        await g.act("start")
+        rt = cs.runtime
+        await rt.submit(C.SetLeverage(account=ada.account, symbol="BTCUSDT", leverage=50))
+        await rt.submit(
+            C.PlaceOrder(account=bob.account, symbol="BTCUSDT", side="SELL", qty=500, price=500_000)
+        )
+        await rt.submit(
+            C.PlaceOrder(account=ada.account, symbol="BTCUSDT", side="BUY", qty=500, type="MARKET")
+        )
+        await g.shock(Decimal(-5), 0)
+        for _ in range(200):
+            if any(r["account"] == ada.account for r in g.liquidations):
+                break
+            await asyncio.sleep(0.02)
+        t = rt.exchange.now
+        while rt.exchange.now == t:  # let the round's clock move on before it ends
+            await asyncio.sleep(0.02)
+        await g.act("next_round")  # round 1 over
+        await g.act("next_round")  # round 2
+        await g.act("finish")
+        state = cs.runtime.exchange.state_hash()
+        db = cs.store.url
+    game = parse_game(GAME)
+    out = tmp_path / "debrief"
+    result = replay_game(game, db, out)
+    assert result["matches"] and result["state_hash"] == state and result["commands"] > 10
+    page = (out / "index.html").read_text()
+    assert "plotly.min.js" in page and "<script>" not in page  # no inline script
+    assert (out / "plotly.min.js").stat().st_size > 1_000_000
+    data = (out / "debrief.json").read_text()
+    assert '"name": "Ada"' in data and '"triggerMark": 47500.0' in data
+    liq = pd.read_csv(out / "exports" / "round1-liquidations.csv")
+    assert list(liq["name"]) == ["Ada"] and list(liq["trigger_mark"]) == [475_000]
+    board = pd.read_parquet(out / "exports" / "round1-leaderboard.parquet")
+    assert board.loc[board["name"] == "Ada", "liquidations"].item() == 1
+    trades = pd.read_csv(out / "exports" / "round1-trades.csv")
+    assert (trades["price"] == 50_000.0).any()
