@@ -116,30 +116,17 @@ async def stop_class(cs: ClassStack) -> None:
 
 
 def _install_store(opts: Any, game: Game, o: ClassOptions) -> Any:
-    """As `exchange.store.serving.install`, with the game's liquidation policy."""
-    from exchange.store.db import normalize_url
-    from exchange.store.store import Store, StoreConfig
+    """The store, as for `serve`, with the game's instruments and liquidation policy."""
+    from exchange.store.serving import install
 
-    url = normalize_url(o.db)
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    store = Store(url, StoreConfig(mode=o.store_mode, snapshot_every=o.snapshot_every))  # type: ignore[arg-type]
-    exchange, info = store.recover(game.instruments, policy=BinanceLiquidation(adl=game.adl))
-    opts.extra["exchange"] = exchange
-    opts.extra["recovery"] = info
-
-    async def attach(runtime: Any, server: Any) -> None:
-        store.attach(runtime)
-        keys = server.api.keys
-        keys.load(store.load_api_keys())
-        keys.on_issue.append(store.save_api_key)
-        tokens = server.api.sessions
-        tokens.load(store.load_session_tokens())
-        tokens.on_issue.append(store.save_session_token)
-        tokens.on_revoke.append(store.delete_session_tokens)
-
-    opts.extra.setdefault("before_start", []).append(attach)
-    return store
+    return install(
+        opts,
+        o.db,
+        o.store_mode,
+        instruments=game.instruments,
+        exchange_kwargs={"policy": BinanceLiquidation(adl=game.adl)},
+        snapshot_every=o.snapshot_every,
+    )
 
 
 def _serve_options(game: Game, o: ClassOptions) -> ServeOptions:

@@ -34,18 +34,24 @@ def install(
     opts: Any,
     db: str = DEFAULT_DB_URL,
     mode: str = "durable",
+    *,
+    instruments: Any = None,
+    exchange_kwargs: dict[str, Any] | None = None,
     **config: Any,
 ) -> Store:
     """Open the store for `serve`: recover the exchange into `opts` and add the hook
-    that attaches the store once the runtime and server exist. Returns the store."""
+    that attaches the store once the runtime and server exist. Returns the store.
+    `instruments` and `exchange_kwargs` (e.g. a liquidation `policy`) shape the exchange
+    built on an empty database; by default the instruments are the options'."""
     from exchange.config import load_instruments
 
     url = normalize_url(db)
     if url.startswith("sqlite:///") and url != "sqlite://":
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     store = Store(url, StoreConfig(mode=mode, **config))  # type: ignore[arg-type]
-    instruments = opts.extra.get("instrument_list") or load_instruments(opts.instruments)
-    exchange, info = store.recover(instruments)
+    if instruments is None:
+        instruments = opts.extra.get("instrument_list") or load_instruments(opts.instruments)
+    exchange, info = store.recover(instruments, **(exchange_kwargs or {}))
     opts.extra["exchange"] = exchange
     opts.extra["recovery"] = info
 
