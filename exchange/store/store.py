@@ -849,11 +849,18 @@ class Store:
             "account": record.account,
             "created_ms": record.created_ms,
         }
+        return self._insert_once(ApiKeyRow, "key_hash", row)
+
+    def _insert_once(
+        self, table: Any, key: str, row: dict[str, Any]
+    ) -> concurrent.futures.Future[Any]:
+        """Queue an insert of `row` into `table` on the journal writer, ignored when `key`
+        already holds its value; the future is done once it is committed."""
 
         def write(conn: Connection) -> None:
-            t = ApiKeyRow.__table__  # type: ignore[attr-defined]
+            t = table.__table__
             ins: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(t)
-            conn.execute(ins.on_conflict_do_nothing(index_elements=["key_hash"]), [row])
+            conn.execute(ins.on_conflict_do_nothing(index_elements=[key]), [row])
 
         if self._writer is None:
             self.start()
@@ -894,17 +901,7 @@ class Store:
             "expires_ms": record.expires_ms,
             "label": record.label,
         }
-
-        def write(conn: Connection) -> None:
-            t = SessionTokenRow.__table__  # type: ignore[attr-defined]
-            ins: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(t)
-            conn.execute(ins.on_conflict_do_nothing(index_elements=["token_hash"]), [row])
-
-        if self._writer is None:
-            self.start()
-        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._submit(_Job("call", future=fut, payload=write))
-        return fut
+        return self._insert_once(SessionTokenRow, "token_hash", row)
 
     def delete_session_tokens(self, records: list[Any]) -> concurrent.futures.Future[Any]:
         """Delete revoked or expired `SessionRecord`s; for `SessionTokens.on_revoke`."""
