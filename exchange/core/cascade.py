@@ -28,6 +28,7 @@ from .book import (
     SELL,
     Order,
 )
+from .liquidation import LiquidationPolicy, make_policy
 from .margin import is_liquidatable
 from .room import Room
 from .state import FUND, Cascade, Market, Seat
@@ -97,7 +98,7 @@ class Cascades(Room):
         """The cascade loop: liquidate the queued positions in order, queueing the ones
         each resulting mark move crosses. Returns whether a bound truncated it."""
         inst = m.inst
-        liquidate = self.policy.liquidate
+        liquidate = self.policy_of(m).liquidate
         max_count = self.max_cascade_liquidations
         max_gen = self.max_cascade_generations
         flush = self._flush
@@ -119,7 +120,12 @@ class Cascades(Room):
             liquidate(self, m, seat, cas, lid, gen, parent, trigger)
             seat.liquidating = False
             cas.count += 1
-            cas.volume += qty if qty > 0 else -qty
+            left = seat.qty
+            if left:  # a partial liquidation: the rest goes back into the monitor
+                self._touched[(seat.account, seat.symbol)] = seat
+                cas.volume += (qty if qty > 0 else -qty) - (left if left > 0 else -left)
+            else:
+                cas.volume += qty if qty > 0 else -qty
             if gen + 1 > cas.depth:
                 cas.depth = gen + 1
             if not path or path[-1] != trigger:
@@ -140,11 +146,25 @@ class Cascades(Room):
             for o in self._open_orders_of(seat.account, seat.symbol):
                 self._cancel_order(m, o, reason)
 
-    def liquidation_order(self, m: Market, seat: Seat, price: int) -> list[tuple[int, int]]:
-        """Send an IOC order for the whole position at `price` into the book as a taker,
-        without fee; its proceeds stay in the position margin. Returns its fills."""
+    def policy_of(self, m: Market) -> LiquidationPolicy:
+        """The policy that liquidates on `m`: the exchange's `policy` when one is set,
+        else the market's instrument's `liquidation_policy` (one instance per name)."""
+        policy = self.policy
+        if policy is None:
+            name = m.inst.liquidation_policy
+            policy = self._policies.get(name)
+            if policy is None:
+                policy = self._policies[name] = make_policy(name, adl=self.adl)
+        return policy
+
+    def liquidation_order(
+        self, m: Market, seat: Seat, price: int, lots: int = 0
+    ) -> list[tuple[int, int]]:
+        """Send an IOC order for `lots` of the position (0: all of it) at `price` into the
+        book as a taker, without fee; its proceeds stay in the position margin. Returns
+        its fills."""
         side = SELL if seat.qty > 0 else BUY
-        qty = abs(seat.qty)
+        qty = lots or abs(seat.qty)
         o = Order(
             self.next_order_id,
             seat.account,
@@ -182,6 +202,55 @@ class Cascades(Room):
             o.status = EXPIRED
         return fills
 
+    def rest_liquidation_order(self, m: Market, seat: Seat, price: int, lots: int) -> None:
+        """Place a reduce-only GTC liquidation order (no taker fee) of `lots` closing
+        the seat's position at `price` (the fund's, under BitMEX's rules): what crosses
+        the book fills at once, the rest rests as a maker until filled, or until the
+        position it reduces is gone (then it expires, as reduce-only orders do)."""
+        side = SELL if seat.qty > 0 else BUY
+        o = Order(
+            self.next_order_id,
+            seat.account,
+            seat.symbol,
+            side,
+            "LIQUIDATION",
+            "GTC",
+            price,
+            lots,
+            0,
+            "MARK_PRICE",
+            True,
+            None,
+            "NONE",
+            self.now,
+        )
+        self.next_order_id += 1
+        self.orders[o.oid] = o
+        seat.orders[o.oid] = o
+        seat.pending[side] += lots
+        m.seats[seat.account] = seat
+        self._emit(
+            E.OrderAccepted,
+            o.oid,
+            None,
+            seat.account,
+            seat.symbol,
+            "BUY" if side == BUY else "SELL",
+            "LIQUIDATION",
+            "GTC",
+            price,
+            lots,
+            0,
+            True,
+            "NEW",
+        )
+        if m.book.asks if side == BUY else m.book.bids:
+            # (it follows an IOC at the same price, so this is rare) the fund's own trade:
+            # it settles as any, taker fee included
+            self._match(m, o, price, False)
+        if o.remaining and o.status < FILLED:
+            m.book.rest(o)
+
     def fund_seat(self, m: Market) -> Seat:
         return self._seat(self.accounts[FUND], m)
 
@@ -195,14 +264,19 @@ class Cascades(Room):
                 eq += seat.qty * mk.mark * mk.inst.lot_value - seat.cost
         return eq
 
-    def close_liquidated(self, m: Market, seat: Seat) -> int:
-        """Move what is left of a closed liquidated position's margin to the fund.
-        Returns the amount (the fund's gain)."""
-        assert seat.qty == 0
+    def close_liquidated(self, m: Market, seat: Seat, keep: int = 0) -> int:
+        """Move what is left of a closed liquidated position's margin to the fund, but
+        `keep` of it (0 ≤ keep ≤ margin), which goes back to the owner's wallet.
+        Returns the amount the fund gained."""
+        assert seat.qty == 0 and 0 <= keep <= seat.margin
         quote = m.inst.quote_asset
         fund = self.accounts[FUND]
-        amount = seat.margin
+        amount = seat.margin - keep
         fund.available[quote] = fund.available.get(quote, 0) + amount
+        if keep:
+            owner = self.accounts[seat.account]
+            owner.available[quote] = owner.available.get(quote, 0) + keep
+            self._touch_balance(seat.account, quote)
         seat.margin = 0
         seat.cost = 0
         self._touch_balance(FUND, quote)

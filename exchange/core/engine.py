@@ -48,7 +48,7 @@ from .cascade import Cascades
 from .errors import MESSAGES, Code, Rejected
 from .funding import Funding
 from .instruments import Instrument
-from .liquidation import BinanceLiquidation, LiquidationPolicy
+from .liquidation import LiquidationPolicy
 from .mark import MarkPrices
 from .matching import Matching
 from .monitoring import Monitoring
@@ -91,6 +91,7 @@ class Exchange(
         max_cascade_liquidations: int = 1_000_000,
         max_cascade_generations: int = 10_000,
         policy: LiquidationPolicy | None = None,
+        adl: bool = True,
     ) -> None:
         self.now = 0
         self.seq = 0
@@ -107,7 +108,11 @@ class Exchange(
         self.withdrawn: dict[str, int] = {}
         self.max_cascade_liquidations = max_cascade_liquidations
         self.max_cascade_generations = max_cascade_generations
-        self.policy = policy if policy is not None else BinanceLiquidation()
+        # `policy` imposes one liquidation policy on every market; without it each market
+        # uses its instrument's `liquidation_policy`, auto-deleveraging as `adl` says
+        self.policy = policy
+        self.adl = adl
+        self._policies: dict[str, LiquidationPolicy] = {}
         self.limits: dict[int, AccountLimits] = {}  # see supervision.py
         self._out: list[E.Event] = []
         self._touched: dict[tuple[int, str], Seat] = {}

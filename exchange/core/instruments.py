@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from .numbers import RATE_ONE, ceil_div
 
 MARK_METHODS = ("index", "last", "mid", "median")
+# the names of `liquidation.POLICIES` (kept here so that instruments import no policy)
+LIQUIDATION_POLICIES = ("binance", "bitmex", "hyperliquid", "dydx")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,9 @@ class Instrument:
     basis_window: int = 300  # seconds (one sample each) in the moving average of the basis
     mark_band: int = 5_000_000  # the median mark and each basis sample stay within ±5 % of index
     default_leverage: int = 20
+    # which `liquidation.POLICIES` closes its positions (when the exchange imposes none);
+    # out of the repr so that `state_hash` stays as it was for the default
+    liquidation_policy: str = field(default="binance", repr=False)
     _caps: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -104,7 +109,10 @@ class Instrument:
         bad = [k for k in ints if type(getattr(self, k)) is not int]
         if bad:
             return [f"{k}: must be an integer" for k in bad]
-        texts = ("symbol", "base_asset", "quote_asset", "tick_size", "step_size", "mark_method")
+        texts = (
+            "symbol", "base_asset", "quote_asset", "tick_size", "step_size", "mark_method",
+            "liquidation_policy",
+        )  # fmt: skip
         bad = [k for k in texts if type(getattr(self, k)) is not str]
         if bad:
             return [f"{k}: must be a string" for k in bad]
@@ -153,6 +161,8 @@ class Instrument:
             errs.append("maker_fee: the rebate exceeds the taker fee")
         if self.mark_method not in MARK_METHODS:
             errs.append(f"mark_method: must be one of {', '.join(MARK_METHODS)}")
+        if self.liquidation_policy not in LIQUIDATION_POLICIES:
+            errs.append(f"liquidation_policy: must be one of {', '.join(LIQUIDATION_POLICIES)}")
         if not 0 < self.mark_band < RATE_ONE:
             errs.append("mark_band: must be between 0 and 1")
         if self.basis_window > 86_400:

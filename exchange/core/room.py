@@ -52,7 +52,9 @@ class Room:
     next_cascade_id: int
     max_cascade_liquidations: int
     max_cascade_generations: int
-    policy: LiquidationPolicy
+    policy: LiquidationPolicy | None  # imposed on every market; None: each instrument's
+    adl: bool  # whether the instruments' policies auto-deleverage
+    _policies: dict[str, LiquidationPolicy]  # the instruments' policies, by name
     # supervision: account -> the operator's limits (absent = none)
     limits: dict[int, AccountLimits]
 

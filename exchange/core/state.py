@@ -40,7 +40,8 @@ class Seat:
     """One account's state on one symbol: its net position and its order bookkeeping.
 
     Who writes what: positions `qty`, `cost`, `margin`, `realized`, `fees`, `leverage`;
-    orders `pending`, `orders`; monitoring `liq`, `bk`; cascade `liquidating`.
+    orders `pending`, `orders`; monitoring `liq`, `bk`; cascade `liquidating`; the
+    liquidation policies `partial_until`.
     """
 
     __slots__ = (
@@ -57,6 +58,7 @@ class Seat:
         "liq",
         "bk",
         "liquidating",
+        "partial_until",
     )
 
     def __init__(self, account: int, symbol: str, leverage: int) -> None:
@@ -73,6 +75,8 @@ class Seat:
         self.liq = 0
         self.bk = 0
         self.liquidating = False
+        # engine time (ns) until which a partial liquidation's cooldown runs (Hyperliquid)
+        self.partial_until = 0
 
 
 class Account:

@@ -260,6 +260,10 @@ class Views(Room):
                     )
                 ).encode()
             )
+            if (
+                m.inst.liquidation_policy != "binance"
+            ):  # the default leaves older digests as they were
+                put(repr(("liquidation_policy", m.inst.liquidation_policy)).encode())
             bids, asks = m.book.l3()
             put(repr([o.oid for o in bids] + [-1] + [o.oid for o in asks]).encode())
             for key in sorted(m.stops):
@@ -297,6 +301,8 @@ class Views(Room):
                         )
                     ).encode()
                 )
+                if s.partial_until:  # set by a partial liquidation only
+                    put(repr(("partial_until", s.partial_until)).encode())
         for oid in sorted(self.orders):
             put(repr(self.orders[oid].key()).encode())
         return h.hexdigest()
