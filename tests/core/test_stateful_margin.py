@@ -7,12 +7,16 @@ book invariants hold, and the margin monitor agrees with a full scan, exactly, a
 mark and at every position's liquidation tick and the ticks beside it. Under the
 `median` mark, time also passes in steps of seconds to minutes (so the time-weighted
 basis and premium fill their window), quotes far off the index rest for a moment, and
-the mark stays inside its band around the index.
+the mark stays inside its band around the index. Every machine runs under each
+liquidation policy (`binance`, `bitmex`, `hyperliquid`, `dydx`), chosen by the
+instrument; Hyperliquid's also with a threshold low enough that most positions are
+liquidated in slices, and BitMEX's also without ADL.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -23,6 +27,7 @@ from exchange.core import Exchange
 from exchange.core import commands as C
 from exchange.core import events as E
 from exchange.core.engine import FUND
+from exchange.core.liquidation import HyperliquidLiquidation
 from exchange.core.margin import is_liquidatable
 from exchange.core.numbers import RATE_ONE, ceil_div
 
@@ -37,6 +42,8 @@ START = 300_000  # 30,000.0 USDT
 class MarginMachine(RuleBasedStateMachine):
     mark_method = "index"
     band_up = band_down = 5_000_000  # the shipped 5 %
+    liquidation_policy = "binance"
+    engine: dict[str, Any] = {}
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,8 +54,9 @@ class MarginMachine(RuleBasedStateMachine):
             max_open_orders=1000,
             band_up=self.band_up,
             band_down=self.band_down,
+            liquidation_policy=self.liquidation_policy,
         )
-        self.ex = Exchange([inst])
+        self.ex = Exchange([inst], **self.engine)
         self.now = 1
         self.do(C.CreateAccount(account=MAKER))
         self.do(C.Deposit(account=MAKER, asset="USDT", amount=10**9 * USDT))
@@ -146,6 +154,16 @@ class MarginMachine(RuleBasedStateMachine):
     def drift(self, pct: int) -> None:
         self.do(C.SetIndexPrice(symbol=SYM, price=self.market.index * (100 + pct) // 100))
 
+    @rule(a=st.sampled_from(TRADERS), past=st.integers(0, 3))
+    def to_the_edge(self, a: int, past: int) -> None:
+        """The index moves to just past one position's liquidation tick: a liquidation
+        with equity near its maintenance margin (a slice, not a backstop)."""
+        seat = self.ex.accounts[a].seats.get(SYM)
+        if seat is None or seat.qty == 0 or seat.liq <= past:
+            return
+        price = seat.liq - past if seat.qty > 0 else seat.liq + past
+        self.do(C.SetIndexPrice(symbol=SYM, price=price))
+
     @rule(pct=st.integers(10, 60), down=st.booleans())
     def shock(self, pct: int, down: bool) -> None:
         f = 100 - pct if down else 100 + pct
@@ -241,6 +259,24 @@ class MedianSpoofMachine(MedianMarginMachine):
         self.do(C.CancelAllOrders(account=SPOOFER, symbol=SYM))
 
 
+def _under(base: type[MarginMachine], policy: str, **engine: Any) -> type[MarginMachine]:
+    """`base` with its positions liquidated by another policy."""
+    name = f"{base.__name__}_{policy}" + ("_" + "_".join(engine) if engine else "")
+    return type(name, (base,), {"liquidation_policy": policy, "engine": engine})
+
+
+class HyperliquidSlicesMachine(MarginMachine):
+    """Hyperliquid's rules with every position over 1,000 USDT "large": partial
+    liquidations (slices, cooldowns that `wait` lets run out, backstops) on most."""
+
+    engine = {"policy": HyperliquidLiquidation(large_notional=1_000 * USDT)}
+
+    @rule(seconds=st.integers(1, 60))
+    def wait(self, seconds: int) -> None:
+        self.now += seconds * 10**9
+        self.do(C.AdvanceClock())
+
+
 _settings = settings(
     max_examples=40,
     stateful_step_count=30,
@@ -255,3 +291,27 @@ TestMarginIndexMark = MarginMachine.TestCase
 TestMarginLastMark = LastPriceMarginMachine.TestCase
 TestMarginMedianMark = MedianMarginMachine.TestCase
 TestMarginMedianMarkSpoofed = MedianSpoofMachine.TestCase
+
+_policy_settings = settings(_settings, max_examples=25)
+TestMarginIndexMarkBitmex = _under(MarginMachine, "bitmex").TestCase
+TestMarginLastMarkBitmex = _under(LastPriceMarginMachine, "bitmex").TestCase
+TestMarginLastMarkBitmexNoAdl = _under(LastPriceMarginMachine, "bitmex", adl=False).TestCase
+TestMarginIndexMarkHyperliquid = _under(MarginMachine, "hyperliquid").TestCase
+TestMarginLastMarkHyperliquid = _under(LastPriceMarginMachine, "hyperliquid").TestCase
+TestMarginIndexMarkDydx = _under(MarginMachine, "dydx").TestCase
+TestMarginLastMarkDydx = _under(LastPriceMarginMachine, "dydx").TestCase
+for _case in (
+    TestMarginIndexMarkBitmex,
+    TestMarginLastMarkBitmex,
+    TestMarginLastMarkBitmexNoAdl,
+    TestMarginIndexMarkHyperliquid,
+    TestMarginLastMarkHyperliquid,
+    TestMarginIndexMarkDydx,
+    TestMarginLastMarkDydx,
+):
+    _case.settings = _policy_settings
+# slices need a position, a move to its edge and a cooldown running out: longer programs
+TestMarginIndexMarkHyperliquidSlices = HyperliquidSlicesMachine.TestCase
+TestMarginIndexMarkHyperliquidSlices.settings = settings(
+    _settings, max_examples=100, stateful_step_count=60
+)
