@@ -63,7 +63,7 @@ _FIELDS = {
     "min_qty", "max_qty", "market_max_qty", "min_notional", "band_up", "band_down",
     "max_open_orders", "maker_fee", "taker_fee", "max_leverage", "brackets", "mark_method",
     "funding_interval_hours", "interest_rate", "funding_clamp", "basis_window",
-    "mark_band", "default_leverage",
+    "mark_band", "default_leverage", "liquidation_policy",
 }  # fmt: skip
 
 
@@ -174,6 +174,7 @@ def instrument_from_dict(raw: Any, where: str = "instrument") -> Instrument:
         basis_window=integer("basis_window", 300),
         mark_band=rate("mark_band", "0.05"),
         default_leverage=integer("default_leverage", min(20, integer("max_leverage"))),
+        liquidation_policy=text("liquidation_policy", "binance"),
     )
     problems = inst.check()
     if problems:

@@ -418,6 +418,7 @@ def instrument_json(inst: Instrument, halted: bool = False) -> dict[str, Any]:
         "maxLeverage": inst.max_leverage,
         "defaultLeverage": inst.default_leverage,
         "markMethod": inst.mark_method,
+        "liquidationPolicy": inst.liquidation_policy,
         "fundingIntervalNs": inst.funding_interval_ns,
         "interestRate": units.rate_to_str(inst.interest_rate),
         "fundingClamp": units.rate_to_str(inst.funding_clamp),

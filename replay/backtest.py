@@ -87,12 +87,13 @@ def build_instruments(
     path: str | Path | None = None,
     *,
     mark_method: str | None = None,
+    liquidation_policy: str | None = None,
     max_open_orders: int | None = None,
     funding: bool = True,
     symbols: list[str] | None = None,
 ) -> list[Instrument]:
     """The instruments for a replay exchange: the file's (default: the shipped ones), with
-    the mark method replaced, the per-account open-order limit raised to at least
+    the mark method and the liquidation policy replaced, the per-account open-order limit raised to at least
     `max_open_orders` (the replay account holds one order per mirrored level), and, with
     `funding=False`, interest rate and clamp 0 (funding then only pays the premium, which is
     0 without a book); with `symbols`, only those (an unknown one is an error)."""
@@ -112,6 +113,8 @@ def build_instruments(
         changes: dict[str, Any] = {}
         if mark_method is not None:
             changes["mark_method"] = mark_method
+        if liquidation_policy is not None:
+            changes["liquidation_policy"] = liquidation_policy
         if max_open_orders is not None and inst.max_open_orders < max_open_orders:
             changes["max_open_orders"] = max_open_orders
         if not funding:
@@ -141,6 +144,7 @@ class SessionOptions:
     by: str = "exchange"
     instruments: Path | None = None
     mark_method: str | None = "index"
+    liquidation_policy: str | None = None  # None: each instrument's
     reference: str = "index"
     funding: bool = True
     book: bool = True
@@ -276,6 +280,7 @@ async def run_session(
     instruments = build_instruments(
         opts.instruments,
         mark_method=opts.mark_method,
+        liquidation_policy=opts.liquidation_policy,
         max_open_orders=opts.max_open_orders,
         funding=opts.funding,
         symbols=opts.only_symbols,
@@ -392,6 +397,7 @@ async def run_session(
                 "data": " ".join(Path(p).name for p in opts.data),
                 "strategy": opts.strategy or "",
                 "mark_method": opts.mark_method or "instrument's",
+                "liquidation_policy": opts.liquidation_policy or "instrument's",
                 "reference": opts.reference,
                 "step": f"{opts.step_ns} ns",
                 "lockstep": "yes" if opts.lockstep else "no",

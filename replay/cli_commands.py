@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
+from exchange.core.instruments import LIQUIDATION_POLICIES
 from replay.backtest import SessionOptions, parse_duration, parse_time, run_session
 from replay.errors import ReplayFormatError
 from replay.player import SyntheticBook
@@ -44,6 +45,14 @@ MarkMethod = Annotated[
 ]
 Reference = Annotated[
     str, typer.Option(help="Recorded price that drives the index: 'index' or 'mark'.")
+]
+LiquidationPolicyOpt = Annotated[
+    str,
+    typer.Option(
+        "--liquidation-policy",
+        help="Liquidation policy for every instrument: binance, bitmex, hyperliquid, dydx, "
+        "or 'instrument' (keep the file's).",
+    ),
 ]
 Start = Annotated[str | None, typer.Option(help="Replay from this time (ISO 8601 UTC or epoch).")]
 End = Annotated[str | None, typer.Option(help="Replay until this time (exclusive).")]
@@ -131,6 +140,7 @@ def _common(
     population: PopulationSpec | None,
     step: str,
     sample: str,
+    liquidation_policy: str = "instrument",
 ) -> SessionOptions:
     for p in data:
         if not p.exists():
@@ -140,6 +150,10 @@ def _common(
     if mark_method not in ("index", "last", "mid", "median", "instrument"):
         raise typer.BadParameter(
             "index, last, mid, median or instrument", param_hint="--mark-method"
+        )
+    if liquidation_policy not in (*LIQUIDATION_POLICIES, "instrument"):
+        raise typer.BadParameter(
+            f"{', '.join(LIQUIDATION_POLICIES)} or instrument", param_hint="--liquidation-policy"
         )
     if reference not in ("index", "mark"):
         raise typer.BadParameter("index or mark", param_hint="--reference")
@@ -156,6 +170,7 @@ def _common(
         by=by,
         instruments=instruments,
         mark_method=None if mark_method == "instrument" else mark_method,
+        liquidation_policy=None if liquidation_policy == "instrument" else liquidation_policy,
         reference=reference,
         funding=funding,
         book=book,
@@ -189,6 +204,7 @@ def replay_command(
     by: By = "exchange",
     instruments: Instruments = None,
     mark_method: MarkMethod = "index",
+    liquidation_policy: LiquidationPolicyOpt = "instrument",
     reference: Reference = "index",
     start: Start = None,
     end: End = None,
@@ -232,7 +248,7 @@ def replay_command(
     """Serve a replay of FILES that clients can connect to and watch (stepped clock)."""
     pop = _population(population, seed, long_share, leverage, notional, entry_spread, open_over)
     opts = _common(data, symbol, by, instruments, mark_method, reference, start, end, trades,
-                   book, synthetic, funding, pop, step, sample)  # fmt: skip
+                   book, synthetic, funding, pop, step, sample, liquidation_policy)  # fmt: skip
     opts.speed = speed or None
     opts.lockstep = lockstep
     opts.wait_for = wait_for
@@ -286,6 +302,7 @@ def backtest_command(
     by: By = "exchange",
     instruments: Instruments = None,
     mark_method: MarkMethod = "index",
+    liquidation_policy: LiquidationPolicyOpt = "instrument",
     reference: Reference = "index",
     start: Start = None,
     end: End = None,
@@ -329,7 +346,7 @@ def backtest_command(
     pop = _population(population, seed, long_share, leverage, notional, entry_spread, open_over)
     data = [Path(part) for p in data for part in str(p).split(",") if part]
     opts = _common(data, symbol, by, instruments, mark_method, reference, start, end, trades,
-                   book, synthetic, funding, pop, step, sample)  # fmt: skip
+                   book, synthetic, funding, pop, step, sample, liquidation_policy)  # fmt: skip
     params: dict[str, str] = {}
     for item in param or []:
         k, sep, v = item.partition("=")

@@ -195,6 +195,7 @@ async def run_inprocess(
         build_instruments(
             opts.instruments,
             mark_method=opts.mark_method,
+            liquidation_policy=opts.liquidation_policy,
             max_open_orders=opts.max_open_orders,
             funding=opts.funding,
             symbols=opts.only_symbols,
@@ -349,6 +350,7 @@ def _meta(opts: SessionOptions, player: Player) -> dict[str, str]:
         "data": " ".join(Path(p).name for p in opts.data),
         "strategy": opts.strategy or "",
         "mark_method": opts.mark_method or "instrument's",
+        "liquidation_policy": opts.liquidation_policy or "instrument's",
         "reference": opts.reference,
         "step": f"{opts.step_ns} ns",
         "lockstep": "in-process",

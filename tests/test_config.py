@@ -217,3 +217,12 @@ def test_duplicate_symbol_is_named() -> None:
 def test_errors_name_the_instrument() -> None:
     msg = error_of(toml({**BASE, "symbol": "XYZUSDT", "max_qty": "many"}))
     assert "XYZUSDT" in msg and "max_qty" in msg and "test.toml" in msg
+
+
+def test_liquidation_policy_defaults_to_binance_and_is_validated() -> None:
+    (inst,) = parse_instruments(toml(), source="test.toml")
+    assert inst.liquidation_policy == "binance"
+    (inst,) = parse_instruments(toml({**BASE, "liquidation_policy": "bitmex"}), source="test.toml")
+    assert inst.liquidation_policy == "bitmex"
+    msg = error_of(toml({**BASE, "liquidation_policy": "ftx"}))
+    assert "liquidation_policy: must be one of binance, bitmex, hyperliquid, dydx" in msg

@@ -375,6 +375,13 @@ async def test_admin_api_and_stats() -> None:
         }  # fmt: skip
         added = await adm.call("admin.addInstrument", instrument=inst)
         assert added["symbol"] == "SOLUSDT" and added["tickSize"] == "0.01"
+        assert added["liquidationPolicy"] == "binance"
+        dydx = {**inst, "symbol": "AVAXUSDT", "base_asset": "AVAX", "liquidation_policy": "dydx"}
+        added = await adm.call("admin.addInstrument", instrument=dydx)
+        assert added["liquidationPolicy"] == "dydx"
+        assert st.exchange.instruments["AVAXUSDT"].liquidation_policy == "dydx"
+        bad = {**dydx, "symbol": "ADAUSDT", "base_asset": "ADA", "liquidation_policy": "ftx"}
+        assert await adm.error("admin.addInstrument", instrument=bad) == -1130
         assert await adm.error("admin.addInstrument", instrument=inst) == -9003
         assert await adm.error("admin.addInstrument", instrument={"symbol": "X"}) == -1130
         info = await adm.call("exchangeInfo", symbol="SOLUSDT")

@@ -22,7 +22,7 @@ from exchange.config import (
     default_instruments_path,
     instrument_from_dict,
 )
-from exchange.core.instruments import Instrument
+from exchange.core.instruments import LIQUIDATION_POLICIES, Instrument
 
 RANK_METRICS = ("return", "equity", "return_over_drawdown")
 BOT_KINDS = ("market_maker", "noise")
@@ -30,6 +30,7 @@ MARK_METHODS = ("index", "last", "mid", "median")
 INSTRUMENT_OVERRIDES = {
     "max_leverage", "brackets", "mark_method", "default_leverage", "maker_fee", "taker_fee",
     "band_up", "band_down", "max_open_orders", "funding_interval_hours", "min_notional",
+    "liquidation_policy",
 }  # fmt: skip
 _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?\Z")
 
@@ -363,6 +364,12 @@ class _Validator:
                 mm = t.get("mark_method")
                 if mm is not None and mm not in MARK_METHODS:
                     self.fail(f"{where}.mark_method", f"must be one of {', '.join(MARK_METHODS)}")
+                lp = t.get("liquidation_policy")
+                if lp is not None and lp not in LIQUIDATION_POLICIES:
+                    self.fail(
+                        f"{where}.liquidation_policy",
+                        f"must be one of {', '.join(LIQUIDATION_POLICIES)}",
+                    )
                 initial[sym] = self.dec(
                     t, "initial_index", f"{where}.", "50000", Decimal(0), None,
                     "a positive price",

@@ -15,7 +15,6 @@ from typing import Any
 
 from exchange.core.engine import Exchange
 from exchange.core.instruments import Instrument
-from exchange.core.liquidation import BinanceLiquidation
 
 from .debrief import debrief_data, write_debrief, write_exports
 from .gamefile import Game
@@ -46,7 +45,7 @@ def replay_game(game: Game, db_url: str, out: Path) -> dict[str, Any]:
                 select(classroom_journal.c.payload).order_by(classroom_journal.c.idx)
             ).all()
         records = [json.loads(r[0]) for r in rows]
-        ex = Exchange(genesis, policy=BinanceLiquidation(adl=game.adl))
+        ex = Exchange(genesis, adl=game.adl)
         n = 0
         for item in J.read_commands(db):
             if isinstance(item, J.Damage):
@@ -54,7 +53,7 @@ def replay_game(game: Game, db_url: str, out: Path) -> dict[str, Any]:
             ex.handle(item[1])
             n += 1
         store = Store(url)
-        recovered, _ = store.recover(genesis, policy=BinanceLiquidation(adl=game.adl))
+        recovered, _ = store.recover(genesis, adl=game.adl)
         store.close_sync()
         write_exports(out / "exports", records, game, db)
         page = write_debrief(out, debrief_data(records, game))

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exchange.core.liquidation import BinanceLiquidation
 from exchange.stack import ServeOptions, Stack, start_stack, stop_stack
 
 from .controller import Classroom
@@ -124,7 +123,7 @@ def _install_store(opts: Any, game: Game, o: ClassOptions) -> Any:
         o.db,
         o.store_mode,
         instruments=game.instruments,
-        exchange_kwargs={"policy": BinanceLiquidation(adl=game.adl)},
+        exchange_kwargs={"adl": game.adl},  # each instrument's own policy
         snapshot_every=o.snapshot_every,
     )
 

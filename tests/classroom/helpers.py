@@ -18,7 +18,6 @@ from exchange.classroom.controller import Classroom
 from exchange.classroom.gamefile import Game
 from exchange.classroom.journal import MemoryJournal
 from exchange.core.engine import Exchange
-from exchange.core.liquidation import BinanceLiquidation
 from exchange.runtime import Runtime
 
 GAME = """
@@ -67,7 +66,7 @@ class FakeWall:
 
 
 def exchange_for(game: Game) -> Exchange:
-    return Exchange(game.instruments, policy=BinanceLiquidation(adl=game.adl))
+    return Exchange(game.instruments, adl=game.adl)
 
 
 @contextlib.asynccontextmanager

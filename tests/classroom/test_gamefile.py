@@ -28,6 +28,14 @@ def problems(text: str) -> list[str]:
     return e.value.problems
 
 
+def test_each_instrument_may_have_its_own_liquidation_policy() -> None:
+    g = parse_game(
+        MINIMAL.replace('symbol = "BTCUSDT"', 'symbol = "BTCUSDT"\nliquidation_policy = "bitmex"')
+    )
+    assert g.instruments[0].liquidation_policy == "bitmex"
+    assert parse_game(MINIMAL).instruments[0].liquidation_policy == "binance"
+
+
 def test_the_shipped_example_loads_with_its_overrides() -> None:
     g = load_game(EXAMPLE / "leverage-101.toml")
     assert g.name == "Leverage 101"
@@ -76,6 +84,10 @@ shocks = [{ at = "30s", size = -95 }]
             "instruments[1].mark_method",
         ),
         ('[[instruments]]\nsymbol = "ETHUSDT"\nmax_leverage = 0', "instruments[1].max_leverage"),
+        (
+            '[[instruments]]\nsymbol = "ETHUSDT"\nliquidation_policy = "ftx"',
+            "instruments[1].liquidation_policy: must be one of binance, bitmex, hyperliquid, dydx",
+        ),
         (
             "[limits]\nmax_leverage = 500",
             "limits.max_leverage: must be a whole number between 0 and 125",

@@ -237,6 +237,14 @@ def test_a_late_strategy_times_out_and_is_counted() -> None:
     assert lock.timeouts == 1 and lock.late == {"slow": 1}
 
 
+def test_liquidation_policy_replaces_every_instruments_or_keeps_them() -> None:
+    from replay.backtest import build_instruments
+
+    assert {i.liquidation_policy for i in build_instruments()} == {"binance"}
+    got = build_instruments(liquidation_policy="dydx", mark_method="last")
+    assert {(i.liquidation_policy, i.mark_method) for i in got} == {("dydx", "last")}
+
+
 def test_parse_helpers() -> None:
     assert parse_duration("1s") == 10**9
     assert parse_duration("250ms") == 250 * 10**6
@@ -300,11 +308,16 @@ def test_backtest_and_replay_commands(tmp_path: Path) -> None:
             "20",
             "--report",
             str(tmp_path / "r2"),
+            "--liquidation-policy",
+            "hyperliquid",
             "--no-progress",
         ],  # fmt: skip
     )
     assert res.exit_code == 0, res.output
     assert "replayed 30 events" in res.output
     assert (tmp_path / "r2" / "report.html").exists()
+    assert "hyperliquid" in (tmp_path / "r2" / "report.html").read_text()
+    res = runner.invoke(app, ["replay", str(bars), "--liquidation-policy", "ftx"])
+    assert res.exit_code != 0 and "--liquidation-policy" in res.output
     res = runner.invoke(app, ["backtest", "--data", str(bars), "--strategy", "nope"])
     assert res.exit_code != 0

@@ -36,7 +36,10 @@ def instruments() -> list[Instrument]:
 
 def extra_instrument() -> Instrument:
     btc = next(i for i in load_instruments() if i.symbol == BTC)
-    return replace(btc, symbol="SOLUSDT", base_asset="SOL", mark_method="index")
+    # another liquidation policy: the journal and recovery must carry it (state_hash has it)
+    return replace(
+        btc, symbol="SOLUSDT", base_asset="SOL", mark_method="index", liquidation_policy="bitmex"
+    )
 
 
 class Builder:

@@ -96,6 +96,18 @@ def test_shipped_instruments_round_trip() -> None:
         assert repr(back) == repr(cmd)  # what state_hash renders
 
 
+def test_liquidation_policy_round_trips_and_older_journals_mean_binance() -> None:
+    btc = next(i for i in load_instruments() if i.symbol == "BTCUSDT")
+    inst = dataclasses.replace(btc, liquidation_policy="hyperliquid")
+    name, payload = encode_command(C.AddInstrument(ts=1, instrument=inst))
+    assert '"liquidation_policy":"hyperliquid"' in payload
+    assert decode_command(name, payload).instrument.liquidation_policy == "hyperliquid"
+    # a journal written before the field existed
+    old = payload.replace(',"liquidation_policy":"hyperliquid"', "")
+    assert "liquidation_policy" not in old
+    assert decode_command(name, old).instrument == btc
+
+
 def test_bool_and_int_are_not_confused() -> None:
     for v in (True, 1, 1.0, "1", None):
         cmd = C.PlaceOrder(ts=1, account=1, symbol="X", side="BUY", qty=v)  # type: ignore[arg-type]
