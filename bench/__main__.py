@@ -20,6 +20,7 @@ REGISTRY: dict[str, str] = {
     "engine": "bench.engine",  # the core on the reference order stream
     "monitor": "bench.monitor",  # margin monitor scaling
     "cascade": "bench.cascade",  # a liquidation cascade
+    "policies": "bench.policies",  # the same cascade under each liquidation policy
     "ws": "bench.ws",  # the WebSocket server vs a bare websockets floor
     "store": "bench.store",  # journal and snapshots
     "mqtt": "bench.mqtt",  # the MQTT bridge
