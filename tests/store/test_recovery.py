@@ -166,3 +166,23 @@ async def test_snapshot_from_other_code_falls_back_to_the_journal(sqlite_url: st
     got, info = recover(sqlite_url, instruments(), query_tables=False)
     assert info.snapshots_rejected == 1 and info.snapshot_idx is None
     assert info.state_hash == run(cmds).state_hash()
+
+
+@pytest.mark.parametrize("policy", ["bitmex", "hyperliquid", "dydx"])
+async def test_recovery_under_another_liquidation_policy(db_url: str, policy: str) -> None:
+    """The instruments name another policy: its liquidations (resting fund orders, slices)
+    are rebuilt from snapshot + journal to the same state as a straight run."""
+    from dataclasses import replace
+
+    insts = [replace(i, liquidation_policy=policy) for i in instruments()]
+    cmds = build(1)
+    st = Store(db_url, snapshot_every=97, query_tables=False)
+    ex, _ = st.recover(insts)
+    await drive(st, ex, cmds, batch=13)
+    await st.flush()
+    st.close_sync()
+    want = run(cmds, insts)
+    assert ex.state_hash() == want.state_hash() != run(cmds).state_hash()
+    got, info = recover(db_url, insts, query_tables=False)
+    assert info.snapshot_idx is not None and info.state_hash == want.state_hash()
+    assert {m.inst.liquidation_policy for m in got.markets.values()} >= {policy}
