@@ -203,9 +203,9 @@ class Cascades(Room):
         return fills
 
     def rest_liquidation_order(self, m: Market, seat: Seat, price: int, lots: int) -> None:
-        """Place a reduce-only GTC liquidation order (no taker fee) of `lots` closing
-        the seat's position at `price` (the fund's, under BitMEX's rules): what crosses
-        the book fills at once, the rest rests as a maker until filled, or until the
+        """Place a reduce-only GTC liquidation order of `lots` closing the seat's
+        position at `price` (the fund's, under BitMEX's rules): what crosses the book
+        fills at once as any taker, the rest rests as a maker until filled, or until the
         position it reduces is gone (then it expires, as reduce-only orders do)."""
         side = SELL if seat.qty > 0 else BUY
         o = Order(

@@ -315,3 +315,55 @@ def test_every_policy_runs_the_crash_cascade_conserving_money(name: str) -> None
         assert pl.generation == 0 or pl.parent_id is not None
     held, net = s.ex.conservation()
     assert held == net
+
+
+# ---------------------------------------------------------------- the short side
+
+
+def short_1btc(policy: str) -> Sim:
+    """L short 1 BTC at 50,000 with 5,000 (10×): liquidated at ≥ 54,776.2, bankrupt at
+    55,000."""
+    s = Sim(
+        btc(liquidation_policy=policy),
+        accounts={L: usdt(10_000), M: FUNDS, B: FUNDS, S: FUNDS},
+    )
+    s.leverage(L, 10)
+    s.leverage(S, 2)
+    s.trade(buyer=M, seller=L, qty=BTC, price=px(50_000))
+    assert (s.pos(L).liquidation_price, s.pos(L).bankruptcy_price) == (547_762, px(55_000))
+    s.index(px(53_000))
+    return s
+
+
+def test_bitmex_short_rests_the_funds_buy_at_bankruptcy() -> None:
+    s = short_1btc("bitmex")
+    s.limit(S, "SELL", 600, px(54_000))
+    evs = s.index(px(54_900))
+    pl = first(evs, E.PositionLiquidated)
+    # the IOC buys 0.6 at 54,000: 5,000 − 0.6 × 4,000 − 0.4 × 5,000 = 600 to the fund
+    assert (pl.side, pl.fills, pl.fund_takeover_qty) == ("SHORT", ((px(54_000), 600),), 400)
+    assert s.fund() == usdt(600) and s.qty(FUND) == -400
+    assert s.market_state.book.best_bid() == px(55_000)
+    fills = of(s.limit(B, "SELL", 400, px(55_000)), E.OrderFilled)
+    assert [(f.maker_account, f.qty) for f in fills] == [(FUND, 400)]
+    assert s.qty(FUND) == 0 and s.fund() == usdt(600)
+
+
+def test_dydx_short_fillable_price_is_above_the_mark() -> None:
+    s = short_1btc("dydx")
+    s.limit(S, "SELL", 500, px(54_900))
+    s.limit(S, "SELL", 500, px(54_970))
+    # at 54,850 (notional above 50,000: MMR 0.5 %, cum 50): TNC 5,000 − 4,850 = 150,
+    # TMMR 274.25 − 50 = 224.25, ABR·TMMR 74.25; 1.5 × 74.25 = 111.375, 111.3 to the
+    # tick (toward the mark): fillable 54,961.3, below bankruptcy (55,000)
+    m = s.market_state
+    m.mark = px(54_850)  # only to read the formula at that mark
+    assert DydxLiquidation().fillable_price(m, s.seat(L)) == px("54961.3")
+    m.mark = px(53_000)
+    evs = s.index(px(54_850))
+    (pl,) = of(evs, E.PositionLiquidated)
+    assert pl.fills == ((px(54_900), 500),)
+    assert (pl.fund_takeover_qty, pl.adl_qty) == (500, 0)
+    # margin 5,000 − 0.5 × 4,900 − 0.5 × 5,000 = 50, under the cap 1.5 % × 27,450
+    assert pl.insurance_delta == usdt(50) == s.fund()
+    assert s.qty(FUND) == -500 and s.avail(L) == usdt(5_000)
