@@ -50,7 +50,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from exchange import units
 from exchange.core import commands as C
 from exchange.core import events as E
-from exchange.protocol import Formatter, encode_plain, loads
+from exchange.protocol.formatter import Formatter
+from exchange.protocol.wire import encode_plain, loads
 from exchange.runtime import Runtime
 from exchange.units import UnitError
 
