@@ -38,7 +38,7 @@ async def _run(n: int, chromium: Path) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
     from bench.cascade import START, build
-    from exchange.protocol import Formatter
+    from exchange.protocol.formatter import Formatter
     from exchange.server import ServerConfig
     from exchange.testing import Probe, running_stack
     from exchange.web.app import setup

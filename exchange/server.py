@@ -38,7 +38,9 @@ from websockets.http11 import Request, Response
 
 from exchange.auth import AdminAuth, KeyStore
 from exchange.core.errors import MESSAGES, Code
-from exchange.protocol import Api, Session, error_text, loads
+from exchange.protocol.api import Api
+from exchange.protocol.session import Session
+from exchange.protocol.wire import error_text, loads
 from exchange.runtime import Runtime
 from exchange.sessions import SessionTokens
 

@@ -11,7 +11,7 @@
 The strategy is the same class `margincall backtest` runs over the WebSocket
 (`replay.strategy.Strategy`): `self.client` is a `LocalClient`, which has every method of
 `clients.Client` and answers each request through the protocol's own method handlers
-(`exchange.protocol.METHODS`: the same validation, the same commands, the same result
+(`exchange.protocol.params.METHODS`: the same validation, the same commands, the same result
 dictionaries, the same error codes as `ApiError`), applied to the core at once.
 
 **Identical to the lockstep.** The driver does what `margincall backtest` does, in the same
@@ -89,7 +89,7 @@ class LocalClient(Client):
 
     def __init__(self, api: Any, account: int) -> None:
         super().__init__("inprocess:", reconnect=False)
-        from exchange.protocol import Session
+        from exchange.protocol.session import Session
 
         self._session = Session(api, sink=self._dispatch)
         self._session.account = account
@@ -107,7 +107,8 @@ class LocalClient(Client):
 
     async def request(self, method: str, params: dict[str, Any] | None = None) -> Any:
         from exchange.core.errors import Code
-        from exchange.protocol import METHODS, ProtocolError, validate_params
+        from exchange.protocol.params import METHODS, validate_params
+        from exchange.protocol.wire import ProtocolError
         from exchange.units import UnitError
 
         s = self._session
@@ -189,7 +190,7 @@ async def run_inprocess(
 ) -> InprocessRun:
     """Run the backtest `opts` describes (`opts.strategy` / `strategy_params`, or an
     instance as `strategy`) against the core directly. See the module docstring."""
-    from exchange.protocol import Api
+    from exchange.protocol.api import Api
 
     ex = Exchange(
         build_instruments(

@@ -34,7 +34,9 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from exchange.core.errors import Code
-from exchange.protocol import METHODS, Method, ProtocolError, Session, v_int
+from exchange.protocol.params import METHODS, Method, v_int
+from exchange.protocol.session import Session
+from exchange.protocol.wire import ProtocolError
 
 __all__ = ["Lockstep", "attach", "install_methods", "uninstall_methods", "methods_installed"]
 

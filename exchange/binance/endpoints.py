@@ -21,7 +21,7 @@ from exchange.binance.ledger import ms
 from exchange.binance.rest import KEY, SIGNED, Request, endpoint
 from exchange.core.errors import Code
 from exchange.core.instruments import Instrument
-from exchange.protocol import METHODS, validate_params
+from exchange.protocol.params import METHODS, validate_params
 
 V1, V2, V3 = "/fapi/v1/", "/fapi/v2/", "/fapi/v3/"
 ORDER_UNKNOWN = -2013  # Binance's "Order does not exist." for queries (-2011 for cancels)

@@ -18,7 +18,7 @@ from exchange.binance.ledger import AccountTrade, OrderRecord, Trade, ms
 from exchange.core.instruments import Instrument
 from exchange.core.numbers import RATE_ONE
 from exchange.core.views import MarketView, OrderView, PositionView
-from exchange.protocol import instrument_json
+from exchange.protocol.views import instrument_json
 
 # the core's order type names ↔ Binance's (the liquidation engine's orders are LIMIT IOC)
 TO_BINANCE_TYPE = {"STOP_LIMIT": "STOP", "TAKE_PROFIT_LIMIT": "TAKE_PROFIT", "LIQUIDATION": "LIMIT"}

@@ -1,7 +1,7 @@
 """The Binance USDⓈ-M gateway: what its REST handlers and streams share.
 
 A thin adapter over the runtime's one command queue, like the native WebSocket API:
-every change is a core command submitted through a `protocol.Session` (so validation,
+every change is a core command submitted through a `protocol.session.Session` (so validation,
 authorization and durability are the native API's own — in durable mode an answer
 means the command is journaled), and every read is of the core's state between two
 commands. The gateway's own runtime subscription feeds the `Ledger` (history the core
@@ -27,7 +27,8 @@ from aiohttp import web
 
 from exchange.binance.ledger import Ledger
 from exchange.binance.weight import WeightCounter
-from exchange.protocol import Api, Session
+from exchange.protocol.api import Api
+from exchange.protocol.session import Session
 
 log = logging.getLogger("margincall.binance")
 

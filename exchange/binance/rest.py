@@ -6,7 +6,7 @@ answer carries `X-MBX-USED-WEIGHT-1M`); parameters parsed from the query string 
 form body (malformed → -1100, repeated → -1101, unknown → -1104; a non-form body →
 -1130); the key and signature for `USER_DATA`/`TRADE` endpoints (`signing.verify`). The
 handler then reads the core or submits through the native API's methods
-(`exchange.protocol.METHODS`), so the checks on values are the native API's: a request
+(`exchange.protocol.params.METHODS`), so the checks on values are the native API's: a request
 refused for any reason changes nothing. Handlers live in `exchange.binance.endpoints`.
 """
 
@@ -28,7 +28,7 @@ from exchange.binance.errors import TOO_MUCH_WEIGHT, BinanceError
 from exchange.binance.gateway import Gateway
 from exchange.core.errors import MESSAGES, Code
 from exchange.errors import StoreUnavailable
-from exchange.protocol import ProtocolError
+from exchange.protocol.wire import ProtocolError
 from exchange.units import UnitError
 
 log = logging.getLogger("margincall.binance")

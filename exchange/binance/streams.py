@@ -32,7 +32,7 @@ from exchange.binance import formats as F
 from exchange.binance import streamformats as S
 from exchange.binance.ledger import OrderRecord, ms
 from exchange.core import events as E
-from exchange.protocol import MARGIN_CALL_RATIO, MARGIN_CALL_REARM
+from exchange.protocol.fanout import MARGIN_CALL_RATIO, MARGIN_CALL_REARM
 
 _STREAM = re.compile(
     r"(?P<sym>[a-z0-9]{1,32})@(?P<kind>depth(?P<levels>5|10|20)?(?:@(?:0|100|250|500)ms)?|"

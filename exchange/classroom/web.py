@@ -300,7 +300,8 @@ def setup(app: web.Application, stack: Any, holder: dict[str, Any]) -> None:
         """The WebSocket API on the pages' own origin (the CSP allows no other): the same
         protocol `Session` as the native server, its per-connection rate limit and a
         bounded outbox (a reader that stops reading is closed, never waited for)."""
-        from exchange.protocol import Session, error_text
+        from exchange.protocol.session import Session
+        from exchange.protocol.wire import error_text
         from exchange.server import TokenBucket
 
         c = cs()

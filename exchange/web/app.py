@@ -27,7 +27,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from exchange.core.errors import MESSAGES, Code
-from exchange.protocol import error_text
+from exchange.protocol.wire import error_text
 from exchange.server import Connection, _request_id
 
 STATIC = Path(__file__).resolve().parent / "static"

@@ -1,0 +1,133 @@
+"""Fan-out: event batches -> the sessions subscribed to their streams, and margin calls.
+
+The `Router` keeps who listens to what (topics and account streams) and hands each
+stream message to its subscribers; it knows a connection only as a `Subscriber`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from exchange.core import events as E
+from exchange.core.numbers import RATE_ONE
+from exchange.protocol.formatter import Formatter
+from exchange.protocol.wire import _stream_text, stream_message
+
+
+class Subscriber(Protocol):
+    """What the fan-out needs of a connection (`exchange.protocol.session.Session`)."""
+
+    streams: set[str]
+    account: int | None
+    token_hash: str | None
+
+    def deliver(self, stream: str, text: str, book_seq: int = 0) -> None: ...
+
+    def end_logon(self) -> None: ...
+
+
+class Hub(Protocol):
+    """What the fan-out needs of the shared API (`exchange.protocol.api.Api`)."""
+
+    formatter: Formatter
+
+    @property
+    def exchange(self) -> Any: ...
+
+
+MARGIN_CALL_RATIO = 80 * RATE_ONE // 100  # a margin call at 80 % of the way to liquidation
+MARGIN_CALL_REARM = 70 * RATE_ONE // 100  # and again only after falling back under 70 %
+
+
+class Router:
+    """Event batches → stream messages → subscribed sessions (formatted once per stream).
+
+    Margin calls are the edge's own: when a mark or position change takes a position of
+    an account with a subscribed `account` stream to a margin ratio (maintenance margin
+    / (margin + unrealized PnL)) of 80 % or more, that stream gets one `marginCall`
+    message; it re-arms below 70 %. Cost: one position read per subscribed account
+    holding the symbol, per mark change — nothing when nobody listens.
+    """
+
+    def __init__(self, api: Hub) -> None:
+        self.api = api
+        self.formatter = api.formatter
+        self.topics: dict[str, set[Subscriber]] = {}
+        self.accounts: dict[int, set[Subscriber]] = {}
+        self.messages = 0
+        self.margin_calls = 0
+        self._called: set[tuple[int, str]] = set()
+
+    def add(self, session: Subscriber, stream: str) -> None:
+        self.topics.setdefault(stream, set()).add(session)
+
+    def remove(self, session: Subscriber, stream: str) -> None:
+        s = self.topics.get(stream)
+        if s is not None:
+            s.discard(session)
+            if not s:
+                del self.topics[stream]
+
+    def add_account(self, session: Subscriber, account: int) -> None:
+        self.accounts.setdefault(account, set()).add(session)
+
+    def remove_account(self, session: Subscriber, account: int) -> None:
+        s = self.accounts.get(account)
+        if s is not None:
+            s.discard(session)
+            if not s:
+                del self.accounts[account]
+
+    def drop(self, session: Subscriber) -> None:
+        for stream in list(session.streams):
+            self.remove(session, stream)
+        if session.account is not None:
+            self.remove_account(session, session.account)
+
+    def route(self, batch: list[E.Event]) -> None:
+        topics, accounts, fmt = self.topics, self.accounts, self.formatter
+        for ev in batch:
+            if topics:
+                stream = fmt.stream_of(ev)
+                if stream is not None and stream in topics:
+                    pub = fmt.payload(ev)
+                    if pub is not None:
+                        text = stream_message(stream, pub[1])
+                        seq = ev.book_seq if type(ev) is E.BookUpdated else 0
+                        for s in list(topics.get(stream, ())):
+                            s.deliver(stream, text, seq)
+                            self.messages += 1
+            if accounts and fmt.has_private(ev):
+                for acct, data in fmt.private(ev):
+                    targets = accounts.get(acct)
+                    if targets:
+                        text = _stream_text("account", data)
+                        for s in list(targets):
+                            s.deliver("account", text, 0)
+                            self.messages += 1
+                t = type(ev)
+                if t is E.PositionChanged and ev.account in accounts:  # type: ignore[attr-defined]
+                    self._margin_check(ev.symbol, ev.ts, ev.seq, [ev.account])  # type: ignore[attr-defined]
+            elif accounts and type(ev) is E.MarkPriceChanged:
+                self._margin_check(ev.symbol, ev.ts, ev.seq, list(accounts))  # type: ignore[attr-defined]
+
+    def _margin_check(self, symbol: str, ts: int, seq: int, accounts: list[int]) -> None:
+        ex = self.api.exchange
+        for acct in accounts:
+            view = ex.account_view(acct)
+            pos = None
+            if view is not None:
+                pos = next((p for p in view.positions if p.symbol == symbol), None)
+            key = (acct, symbol)
+            if pos is None or pos.margin_ratio < MARGIN_CALL_REARM:
+                self._called.discard(key)
+                continue
+            if pos.margin_ratio < MARGIN_CALL_RATIO or key in self._called:
+                continue
+            self._called.add(key)
+            self.margin_calls += 1
+            data = self.formatter.margin_call(pos, ts, seq)
+            text = _stream_text("account", data)
+            for s in list(self.accounts.get(acct, ())):
+                s.deliver("account", text, 0)
+                self.messages += 1
