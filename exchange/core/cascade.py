@@ -20,7 +20,7 @@ from collections import deque
 from typing import Any
 
 from . import events as E
-from .adl import AdlRank
+from .adl import AdlRank, rank_once
 from .book import (
     BUY,
     EXPIRED,
@@ -31,6 +31,9 @@ from .book import (
 from .margin import is_liquidatable
 from .room import Room
 from .state import FUND, Cascade, Market, Seat
+
+# up to this many positions on a side, ranking them afresh is cheaper than keeping a rank
+SMALL_SIDE = 16
 
 
 class Cascades(Room):
@@ -210,13 +213,14 @@ class Cascades(Room):
         effective leverage (profit % ÷ effective leverage when losing), highest first;
         ties by account id; the insurance fund's own positions last. During a cascade
         the rank is kept between liquidations and only the positions changed since are
-        re-scored: O(d log N + N) (the N a list copy); elsewhere O(N log N), rare."""
+        re-scored: O(d log N + N) (the N a list copy); a side of at most `SMALL_SIDE`
+        positions, or a call outside a cascade, is ranked afresh: O(N log N)."""
         shorts = long_liquidated
         opposite = m.sides[1 if shorts else 0]
         ranks = self._adl_ranks
         symbol = m.inst.symbol
-        if ranks is None:
-            rank = AdlRank(opposite, m.mark, m.inst.lot_value, shorts)
+        if ranks is None or len(opposite) <= SMALL_SIDE:
+            out = rank_once(opposite, m.mark, m.inst.lot_value, shorts, exclude)
         else:
             rank_or_none = ranks.get((symbol, shorts))
             if rank_or_none is None or rank_or_none.mark != m.mark:
@@ -228,7 +232,7 @@ class Cascades(Room):
                 for (_, sym), seat in self._touched.items():
                     if sym == symbol:
                         dirty[seat.account] = seat
-        out = rank.ordered(exclude, shorts)
+            out = rank.ordered(exclude, shorts)
         fund = opposite.get(FUND)
         if fund is not None and exclude != FUND and fund.qty and (fund.qty < 0) == shorts:
             out.append(fund)

@@ -7,7 +7,7 @@ from functools import cmp_to_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange.core.adl import AdlRank, adl_score
+from exchange.core.adl import AdlRank, adl_score, rank_once
 from exchange.core.state import FUND, Seat
 
 LV = 1_000
@@ -75,4 +75,5 @@ def test_rank_matches_a_full_ranking_after_each_change(
             side[a] = s
         rank.dirty[a] = s
         assert rank.ordered(exclude, shorts) == naive(side, mark, shorts, exclude)
+        assert rank_once(side, mark, LV, shorts, exclude) == naive(side, mark, shorts, exclude)
         rank._check(shorts)
