@@ -26,7 +26,7 @@ START = 300_000
 USDT = 10**8
 
 
-def build(n: int, mark_method: str, seed: int = 7) -> Exchange:
+def build(n: int, mark_method: str, seed: int = 7, counterparties: int = 1) -> Exchange:
     btc = next(i for i in load_instruments() if i.symbol == SYMBOL)
     inst = replace(btc, mark_method=mark_method, max_open_orders=100_000)
     ex = Exchange([inst])
@@ -55,11 +55,25 @@ def build(n: int, mark_method: str, seed: int = 7) -> Exchange:
         ex._touch(seat)
         total += qty
         total_cost += seat.cost
-    counter = ex.accounts[makers[0]].seats.setdefault(SYMBOL, Seat(makers[0], SYMBOL, 1))
-    counter.qty, counter.cost = -total, -total_cost
-    counter.margin = total * START * lv
-    ex.accounts[makers[0]].available["USDT"] -= counter.margin
-    ex._touch(counter)
+    # the opposite short: one maker's, or split over `counterparties` accounts (ADL then
+    # ranks that many positions at every liquidation it needs)
+    holders = [makers[0]] + [2_000_000 + k for k in range(1, counterparties)]
+    for k, aid in enumerate(holders):
+        if aid not in ex.accounts:
+            ex.accounts[aid] = Account(aid)
+        qty = total // len(holders) + (1 if k < total % len(holders) else 0)
+        cost = total_cost * qty // total if k else 0
+        counter = ex.accounts[aid].seats.setdefault(SYMBOL, Seat(aid, SYMBOL, 1))
+        counter.qty, counter.cost = -qty, -cost
+        counter.margin = qty * START * lv
+        if aid == makers[0]:
+            ex.accounts[aid].available["USDT"] -= counter.margin
+        else:
+            ex.deposited["USDT"] = ex.deposited.get("USDT", 0) + counter.margin
+        ex._touch(counter)
+    # the first holder takes what is left of the cost, so the shorts' cost nets exactly
+    first = ex.accounts[makers[0]].seats[SYMBOL]
+    first.cost = -(total_cost - sum(-ex.accounts[a].seats[SYMBOL].cost for a in holders[1:]))
     ex._flush(m)
     # a ladder of bids down to -35 %, 0.1 % apart, thin enough for fills to move prices
     for k in range(1, 351):
@@ -80,7 +94,8 @@ def build(n: int, mark_method: str, seed: int = 7) -> Exchange:
 def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
     n = getattr(args, "positions", None) or 100_000
     method = getattr(args, "mark_method", None) or "index"
-    ex = build(n, method)
+    counterparties = getattr(args, "counterparties", None) or 1
+    ex = build(n, method, counterparties=counterparties)
     if n <= 20_000:
         ex._check()
     t = time.perf_counter()
@@ -94,6 +109,7 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
         "bench": "cascade",
         "positions": n,
         "mark_method": method,
+        "counterparties": counterparties,
         "liquidations": len(liqs),
         "generations": max((c.generations for c in ends), default=0),
         "book_fills": sum(1 for e in events if isinstance(e, E.OrderFilled)),
@@ -107,4 +123,5 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--positions", type=int, default=100_000)
+    p.add_argument("--counterparties", type=int, default=1)
     p.add_argument("--mark-method", default="index", choices=["index", "median", "last", "mid"])

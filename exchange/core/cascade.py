@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import gc
 from collections import deque
-from functools import cmp_to_key
 from typing import Any
 
 from . import events as E
+from .adl import AdlRank, rank_once
 from .book import (
     BUY,
     EXPIRED,
@@ -33,15 +33,8 @@ from .margin import is_liquidatable
 from .room import Room
 from .state import FUND, Cascade, Market, Seat
 
-
-def _adl_compare(a: tuple[int, int, Seat], b: tuple[int, int, Seat]) -> int:
-    """Order two ADL scores num/den (den > 0), higher first."""
-    x = a[0] * b[1]
-    y = b[0] * a[1]
-    return -1 if x > y else 1 if x < y else 0
-
-
-_ADL_ORDER = cmp_to_key(_adl_compare)
+# up to this many positions on a side, ranking them afresh is cheaper than keeping a rank
+SMALL_SIDE = 16
 
 
 class Cascades(Room):
@@ -69,9 +62,15 @@ class Cascades(Room):
         paused = gc.isenabled()
         if paused:
             gc.disable()
+        # the ADL ranks of this cascade (adl.py), kept up to date between liquidations
+        owner = self._adl_ranks is None
+        if owner:
+            self._adl_ranks = {}
         try:
             truncated = self._liquidate_queue(m, queue, cas)
         finally:
+            if owner:
+                self._adl_ranks = None
             if paused:
                 gc.enable()
         if cas.count == 0 and not truncated:
@@ -284,44 +283,34 @@ class Cascades(Room):
         return amount
 
     def adl_candidates(self, m: Market, long_liquidated: bool, exclude: int) -> list[Seat]:
-        """Opposite positions ranked for auto-deleveraging: by profit % × effective
-        leverage (profit % ÷ effective leverage when losing), highest first; ties by
-        account id; the insurance fund's own positions last. O(N log N), rare.
-
-        profit % = uPnL / |cost| (|cost| 1 when 0), effective leverage = notional /
-        equity (10¹² when equity ≤ 0): each score is an exact fraction num/den with
-        den > 0, compared by integer cross-multiplication."""
-        lv = m.inst.lot_value
-        mark = m.mark
-        ranked: list[tuple[int, int, Seat]] = []  # (num, den, seat) in account order
-        fund_seats: list[Seat] = []
-        opposite = m.sides[1 if long_liquidated else 0]
-        for acct_id, seat in sorted(opposite.items()):
-            qty = seat.qty
-            if acct_id == exclude or qty == 0 or (qty < 0) != long_liquidated:
-                continue
-            if acct_id == FUND:
-                fund_seats.append(seat)
-                continue
-            upnl = qty * mark * lv - seat.cost
-            equity = seat.margin + upnl
-            notional = (qty if qty > 0 else -qty) * mark * lv
-            c = abs(seat.cost) or 1
-            if equity > 0:
-                if upnl > 0:  # (upnl / c) × (notional / equity)
-                    ranked.append((upnl * notional, c * equity, seat))
-                elif notional:  # (upnl / c) ÷ (notional / equity)
-                    ranked.append((upnl * equity, c * notional, seat))
-                else:
-                    raise ZeroDivisionError("profit % divided by a zero effective leverage")
-            elif upnl > 0:  # (upnl / c) × 10¹²
-                ranked.append((upnl * 10**12, c, seat))
-            else:  # (upnl / c) ÷ 10¹²
-                ranked.append((upnl, c * 10**12, seat))
-        if len(ranked) > 1:
-            # highest score first; the sort is stable, so equal scores stay in account order
-            ranked.sort(key=_ADL_ORDER)
-        return [s for _, _, s in ranked] + fund_seats
+        """Opposite positions ranked for auto-deleveraging (`adl.py`): by profit % ×
+        effective leverage (profit % ÷ effective leverage when losing), highest first;
+        ties by account id; the insurance fund's own positions last. During a cascade
+        the rank is kept between liquidations and only the positions changed since are
+        re-scored: O(d log N + N) (the N a list copy); a side of at most `SMALL_SIDE`
+        positions, or a call outside a cascade, is ranked afresh: O(N log N)."""
+        shorts = long_liquidated
+        opposite = m.sides[1 if shorts else 0]
+        ranks = self._adl_ranks
+        symbol = m.inst.symbol
+        if ranks is None or len(opposite) <= SMALL_SIDE:
+            out = rank_once(opposite, m.mark, m.inst.lot_value, shorts, exclude)
+        else:
+            rank_or_none = ranks.get((symbol, shorts))
+            if rank_or_none is None or rank_or_none.mark != m.mark:
+                rank = ranks[(symbol, shorts)] = AdlRank(opposite, m.mark, m.inst.lot_value, shorts)
+            else:
+                rank = rank_or_none
+                # changed but not yet re-indexed (`_refresh` marks the others dirty)
+                dirty = rank.dirty
+                for (_, sym), seat in self._touched.items():
+                    if sym == symbol:
+                        dirty[seat.account] = seat
+            out = rank.ordered(exclude, shorts)
+        fund = opposite.get(FUND)
+        if fund is not None and exclude != FUND and fund.qty and (fund.qty < 0) == shorts:
+            out.append(fund)
+        return out
 
     def emit(self, cls: Any, *args: Any) -> None:
         """Emit an event (for liquidation policies)."""

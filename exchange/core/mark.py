@@ -111,14 +111,52 @@ class MarkPrices(Room):
 
     def _update_mark(self, m: Market) -> bool:
         method = m.inst.mark_method
-        self._observe_basis(m)
-        if method != "mid":
-            # only these inputs can move an index, last or median mark
+        if method == "median":
+            # A median mark reads the book's best prices, the index, last, the time, the
+            # funding rate and the two time-weighted averages. When the first five are
+            # those of the last call and both averages still stand at the samples taken
+            # then, observing would change nothing and the averages' totals at this same
+            # time are unchanged: the mark cannot have moved. That is most commands.
+            book = m.book
+            bids, asks = book.bids, book.asks
+            bb = bids.peekitem(-1)[0] if bids else None
+            ba = asks.peekitem(0)[0] if asks else None
+            basis = m.basis
+            now = self.now
+            key = m.mark_key
+            if (
+                len(key) == 10  # a snapshot from before these four were kept has six
+                and key[0] == m.index
+                and key[1] == m.last
+                and key[2] == now
+                and key[5] == m.funding_rate
+                and key[6] == bb
+                and key[7] == ba
+                and key[8] == basis.basis.open_basis
+                and key[9] == basis.premium.open_basis
+            ):
+                return False
+            basis.observe(now, m.index, bb, ba, m.inst.mark_band)
+            # the first six are the inputs the mark is computed from; the last four only
+            # let the next call see that nothing moved
             key = (
-                (m.index, m.last, self.now, *m.basis.key(self.now), m.funding_rate)
-                if method == "median"
-                else (m.index, m.last, 0, 0, 0)
+                m.index,
+                m.last,
+                now,
+                *basis.key(now),
+                m.funding_rate,
+                bb,
+                ba,
+                basis.basis.open_basis,
+                basis.premium.open_basis,
             )
+            if key[:6] == m.mark_key[:6]:
+                m.mark_key = key
+                return False
+            m.mark_key = key
+        elif method != "mid":
+            # only these inputs can move an index or last mark
+            key = (m.index, m.last, 0, 0, 0)
             if key == m.mark_key:
                 return False
             m.mark_key = key

@@ -62,6 +62,12 @@ class Monitoring(Room):
                 del longs[account]
             if account in shorts:
                 del shorts[account]
+        ranks = self._adl_ranks
+        if ranks:  # a cascade ranks positions for ADL: this one needs re-scoring
+            symbol = seat.symbol
+            for (sym, _), rank in ranks.items():
+                if sym == symbol:
+                    rank.dirty[account] = seat
         self.seq = seq = self.seq + 1
         self._out.append(
             E.PositionChanged(

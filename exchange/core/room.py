@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import events as E
+from .adl import AdlRank
 from .book import Order
 from .errors import Code
 from .instruments import Instrument
@@ -55,6 +56,8 @@ class Room:
     policy: LiquidationPolicy | None  # imposed on every market; None: each instrument's
     adl: bool  # whether the instruments' policies auto-deleverage
     _policies: dict[str, LiquidationPolicy]  # the instruments' policies, by name
+    # (symbol, shorts) -> the ADL rank kept while a cascade runs (adl.py; never state)
+    _adl_ranks: dict[tuple[str, bool], AdlRank] | None = None
     # supervision: account -> the operator's limits (absent = none)
     limits: dict[int, AccountLimits]
 

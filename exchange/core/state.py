@@ -152,7 +152,7 @@ class Market:
         self.seats: dict[int, Seat] = {}  # account -> seat with a position or orders
         self.queued: list[int] = []  # accounts awaiting liquidation after a truncated cascade
         self.stop_count = 0  # untriggered conditional orders
-        self.mark_key: tuple[int, ...] = ()  # the inputs the mark was last computed from
+        self.mark_key: tuple[int | None, ...] = ()  # the inputs the mark was last computed from
         # open positions by side (0 long, 1 short): account -> seat, for ADL ranking
         self.sides: tuple[dict[int, Seat], dict[int, Seat]] = ({}, {})
         self.funding_override: int | None = None  # a rate imposed for the next funding time
