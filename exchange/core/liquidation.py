@@ -14,6 +14,7 @@ classes here, touching neither the monitor nor the cascade loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import events as E
@@ -139,3 +140,22 @@ class BinanceLiquidation:
             adl,
             ex.insurance_fund(quote) - fund_before,
         )
+
+
+def _binance(*, adl: bool = True) -> LiquidationPolicy:
+    return BinanceLiquidation(adl=adl)
+
+
+# the liquidation policies by name: each factory takes `adl` (False: no auto-deleveraging,
+# the fund takes over what the book does not fill, even past its equity)
+POLICIES: dict[str, Callable[..., LiquidationPolicy]] = {"binance": _binance}
+
+
+def make_policy(name: str, *, adl: bool = True) -> LiquidationPolicy:
+    """The policy registered as `name`, with ADL on or off; ValueError for an unknown name."""
+    factory = POLICIES.get(name)
+    if factory is None:
+        raise ValueError(
+            f"unknown liquidation policy {name!r} (known: {', '.join(sorted(POLICIES))})"
+        )
+    return factory(adl=adl)
