@@ -236,3 +236,22 @@ def test_the_cli_refuses_bad_input_with_one_line(tmp_path: Path) -> None:
         res = CliRunner().invoke(app, args)
         assert res.exit_code == 2, (args, res.output)
         assert res.output.strip().startswith("error:") and len(res.output.strip().splitlines()) == 1
+
+
+async def test_a_store_journal_is_a_session(tmp_path: Path) -> None:
+    from exchange.store import Store
+    from tests.store.scenario import build, drive, instruments
+
+    url = f"sqlite:///{tmp_path}/store.db"
+    cmds = build(3)
+    st = Store(url, snapshot_every=0, snapshot_interval=0, query_tables=False)
+    ex, _ = st.recover(instruments())
+    await drive(st, ex, cmds)
+    await st.flush()
+    st.close_sync()
+    s = Session.from_store(url)
+    assert s.commands == cmds and s.instruments == instruments()
+    result = whatif(s, parse_variations(["fund=0", "mark=index"]), cascade="first")
+    assert result.branches[0].exchange.state_hash() == ex.state_hash()
+    assert result.branches[0].events == result.baseline_events
+    assert len(result.table()) == 3
