@@ -1,21 +1,19 @@
 """The what-if report page: the branches' table and their mark paths overlaid (plotly,
-inlined once by `replay.charts.html`, so the page opens offline)."""
+inlined once by `replay.charts.html`, so the page opens offline). `result` is a
+`replay.whatif.WhatIf` (not imported: that module calls this one)."""
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from replay.report import CSS
-
-if TYPE_CHECKING:
-    from replay.whatif import WhatIf
 
 __all__ = ["mark_figure", "write_report"]
 
 
-def mark_figure(result: WhatIf) -> Any:
+def mark_figure(result: Any) -> Any:
     """One plotly figure: every branch's mark path from the fork, as steps."""
     import plotly.graph_objects as go
 
@@ -36,7 +34,7 @@ def mark_figure(result: WhatIf) -> Any:
     return _layout(fig, f"{result.symbol}: the mark from the fork, per branch", "mark")
 
 
-def write_report(result: WhatIf, folder: Path) -> Path:
+def write_report(result: Any, folder: Path) -> Path:
     """Write `whatif.csv` and `report.html` into `folder` (created); the page's path."""
     from replay.charts import html as charts_html
 
