@@ -255,3 +255,43 @@ async def test_a_store_journal_is_a_session(tmp_path: Path) -> None:
     assert result.branches[0].exchange.state_hash() == ex.state_hash()
     assert result.branches[0].events == result.baseline_events
     assert len(result.table()) == 3
+
+
+def _deleveraging_session() -> Session:
+    """A 50x long whose only counterparty is a short, and an empty book: a 10 % index fall
+    takes the mark past its bankruptcy price, nothing fills, and a fund of 0 cannot take
+    the loss over, so the short is auto-deleveraged."""
+    from exchange.config import load_instruments
+
+    btc = replace(next(i for i in load_instruments() if i.symbol == SYM), mark_method="index")
+    cmds: list[C.Command] = [
+        C.SetIndexPrice(symbol=SYM, price=300_000),
+        C.CreateAccount(account=1),
+        C.Deposit(account=1, asset="USDT", amount=100_000 * USDT),
+        C.CreateAccount(account=2),
+        C.Deposit(account=2, asset="USDT", amount=1_000 * USDT),
+        C.SetLeverage(account=2, symbol=SYM, leverage=50),
+        C.PlaceOrder(account=1, symbol=SYM, side="SELL", qty=100, price=300_000),
+        C.PlaceOrder(
+            account=2, symbol=SYM, side="BUY", qty=100, price=300_000, time_in_force="IOC"
+        ),  # fmt: skip
+        C.SetIndexPrice(symbol=SYM, price=270_000),
+    ]
+    return Session.from_commands([btc], [replace(c, ts=k * 10**6) for k, c in enumerate(cmds, 1)])
+
+
+def test_adl_off_and_a_bigger_fund_spare_the_counterparty() -> None:
+    result = whatif(
+        _deleveraging_session(), parse_variations(["adl=off", "fund=1000000"]), cascade="first"
+    )
+    base, no_adl, big = result.branches
+    adl = [e for e in base.events if type(e) is E.PositionAutoDeleveraged]
+    assert [e.account for e in adl] == [1] and base.row()["adl_hits"] == 1
+    assert base.exchange.accounts[1].seats[SYM].qty == 0  # the short was closed against it
+    for b in (no_adl, big):
+        assert b.row()["adl_hits"] == 0
+        (liq,) = b.liquidations()
+        assert liq.account == 2 and liq.fund_takeover_qty == 100 and liq.adl_qty == 0
+        assert b.exchange.accounts[1].seats[SYM].qty == -100  # the short is untouched
+        b.exchange._check()
+    assert big.fund_at_fork == 1_000_000 * USDT and no_adl.fund_at_fork == 0
