@@ -618,6 +618,9 @@ def _register_replay_commands() -> None:
     app.command("replay")(replay_command)
     app.command("backtest")(backtest_command)
     app.command("record")(record_command)
+    from replay.whatif_cli import whatif_command
+
+    app.command("whatif")(whatif_command)
 
 
 _register_replay_commands()
