@@ -10,6 +10,10 @@
   bridge-on round floods it; the subscriber stops once the broker has gone quiet.
 * Every bridge round uses a fresh venue (its own topics) and the bridge's default queue
   sizes, as `serve --mqtt` does; what the bridge dropped is reported, not hidden.
+* engine_cpu_s_*: CPU seconds of the engine's own process per round (best of each);
+  `bridge_cpu_cost_pct` is what the bridge adds to them. With `publisher_process` (the
+  default) the child that formats `book` and `trades` is another process: its CPU is not in
+  these, but on a loaded 2-core machine it competes with the engine for a core.
 * p50_us / p99_us: from an order's acknowledgement (its `submit` returning, in-process)
   to the subscriber receiving the trade on `<SYMBOL>/trades`, orders paced 1 ms apart;
   the subscriber is `mosquitto_sub` in another process; both sides read the wall clock
@@ -121,15 +125,15 @@ async def engine_round(ops: int, cfg: MqttConfig | None) -> tuple[float, dict[st
     await rt.start()
     await run_through(rt, setup_commands())
     gc.collect()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     await run_through(rt, cmds)
     dt = time.perf_counter() - t
-    stats: dict[str, Any] = {}
+    stats: dict[str, Any] = {"cpu_s": time.process_time() - c}
     if bridge is not None:
         t1 = time.perf_counter()
         while (bridge._sub and len(bridge._sub)) or bridge.backlog():
             await asyncio.sleep(0.005)
-        stats = bridge.stats()
+        stats.update(bridge.stats())
         stats["drain_s_after_engine"] = round(time.perf_counter() - t1, 3)
         await bridge.stop()
     await rt.stop()
@@ -185,7 +189,7 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
         args = p.parse_args([])
     venues: list[str] = []
 
-    def config() -> MqttConfig:
+    def config(process: bool = True) -> MqttConfig:
         """A fresh venue per round (no round sees another's messages), and the bridge's
         default queue sizes, so "bridge on" is what `serve --mqtt` runs."""
         venues.append("bench" + uuid.uuid4().hex[:8])
@@ -196,16 +200,27 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
             password=args.password,
             venue=venues[-1],
             index_topic="",
+            publisher_process=process,
         )
 
     off: list[float] = []
     on: list[float] = []
+    cpu_off: list[float] = []
+    cpu_on: list[float] = []
+    inproc: list[float] = []
+    cpu_inproc: list[float] = []
     dropped = batches = 0
     last_stats: dict[str, Any] = {}
     for _ in range(args.rounds):  # no subscriber: the bridge's own cost in this process
-        off.append(asyncio.run(engine_round(args.ops, None))[0])
+        rate, st = asyncio.run(engine_round(args.ops, None))
+        off.append(rate)
+        cpu_off.append(st["cpu_s"])
         rate, last_stats = asyncio.run(engine_round(args.ops, config()))
         on.append(rate)
+        cpu_on.append(last_stats["cpu_s"])
+        rate, st = asyncio.run(engine_round(args.ops, config(process=False)))
+        inproc.append(rate)
+        cpu_inproc.append(st["cpu_s"])
         dropped += last_stats["droppedMessages"]
         batches += last_stats["droppedBatches"]
     cfg = config()
@@ -238,6 +253,16 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
         "engine_ops_per_s_bridge_off": round(best_off),
         "engine_ops_per_s_bridge_on": round(best_on),
         "bridge_cost_pct": round(100 * (1 - best_on / best_off), 1),
+        # CPU seconds of the engine's own process (a child publisher's are not in it)
+        "engine_cpu_s_bridge_off": round(min(cpu_off), 3),
+        "engine_cpu_s_bridge_on": round(min(cpu_on), 3),
+        "bridge_cpu_cost_pct": round(100 * (1 - min(cpu_off) / min(cpu_on)), 1),
+        "publisher_process": bool(flood.get("publisherProcess")),
+        # the same bridge with `publisher_process=False`: everything in this process
+        "engine_ops_per_s_bridge_in_process": round(max(inproc)),
+        "bridge_cost_pct_in_process": round(100 * (1 - max(inproc) / best_off), 1),
+        "engine_cpu_s_bridge_in_process": round(min(cpu_inproc), 3),
+        "bridge_cpu_cost_pct_in_process": round(100 * (1 - min(cpu_off) / min(cpu_inproc)), 1),
         "messages_published": published,
         "messages_delivered": delivered,
         "bridge_queue_size": cfg.queue_size,

@@ -21,6 +21,7 @@ from exchange.mqtt.connection import Connection
 from exchange.mqtt.fast import FastPublisher
 from exchange.mqtt.index_feed import IndexFeed
 from exchange.mqtt.outbound import Outbound
+from exchange.mqtt.process import PublisherProcess, getters
 from exchange.protocol.formatter import Formatter
 from exchange.runtime import Runtime
 
@@ -42,6 +43,8 @@ class MqttBridge(Outbound, Connection, IndexFeed):
         self._client: aiomqtt.Client | None = None
         self._paho: Any = None  # the current session's paho client (its held messages)
         self._fast: FastPublisher | None = None
+        self._proc: PublisherProcess | None = None
+        self._to_child = getters()
         self._stopping = False
         self._last_index_ts: dict[str, int] = {}
         self._index_pending: set[str] = set()  # symbols with a SetIndexPrice in the runtime
@@ -82,6 +85,10 @@ class MqttBridge(Outbound, Connection, IndexFeed):
             return
         self._stopping = False
         cfg = self.config
+        if cfg.publisher_process:
+            self._proc = await PublisherProcess.start(
+                cfg, self.runtime.exchange.instruments, cfg.process_backlog
+            )
         self._sub = self.runtime.subscribe("mqtt", cfg.subscription_size, policy="drop")
         # same loop turn as the subscription: no event falls between state and stream
         self._seed(self.runtime.exchange.instruments)
@@ -112,6 +119,8 @@ class MqttBridge(Outbound, Connection, IndexFeed):
         ):
             await asyncio.sleep(0.01)
         self._stopping = True
+        if self._proc is not None:
+            await self._proc.close()
         client = self._client
         if client is not None and self.connected.is_set():
             with contextlib.suppress(Exception):
@@ -145,18 +154,20 @@ class MqttBridge(Outbound, Connection, IndexFeed):
         api.extra_stats = stats
 
     def stats(self) -> dict[str, Any]:
-        sub = self._sub
+        sub, proc = self._sub, self._proc
         return {
             "connected": self.connected.is_set(),
             "broker": f"{self.config.host}:{self.config.port}",
             "connects": self.connects,
             "connectFailures": self.connect_failures,
-            "published": self.published,
+            "published": self.published + (proc.published if proc else 0),
             "queued": self.backlog(),
             "queueSize": self.config.queue_size,
             "qos1Held": self.held(),
             "qos1HeldLimit": self._held_limit,
-            "droppedMessages": self.dropped_messages,
+            "droppedMessages": self.dropped_messages
+            + (proc.dropped + proc.child_dropped if proc else 0),
+            "publisherProcess": proc is not None,
             "droppedQos1Messages": self.dropped_qos1,
             "discardedStaleRetained": self.discarded_stale_retained,
             "droppedBatches": sub.dropped_batches if sub is not None else 0,

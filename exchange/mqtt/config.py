@@ -39,6 +39,8 @@ class MqttConfig:
     socket_backlog: int = 2000  # packets paho may hold unsent before the bridge pauses
     depth_levels: int = 20  # per side in the retained `depth`
     depth_interval: float = 1.0  # s; at most one `depth` per symbol per interval
+    publisher_process: bool = True  # `book` and `trades` formatted/published by a child
+    process_backlog: int = 100_000  # events handed to that child and not yet processed
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -64,15 +64,25 @@ class Outbound:
         routes = self._routes
         enqueue = self._enqueue
         touched: dict[str, None] = {}
+        proc = self._proc
+        to_child = self._to_child if proc is not None else {}
+        items: list[tuple[int, tuple[object, ...]]] = []
         for ev in batch:
             t = type(ev)
             if t not in _PUBLIC_EVENTS:
                 if t is E.InstrumentAdded:  # a new symbol gets its retained state at once
-                    for msg in self._seed([ev.symbol]):  # type: ignore[attr-defined]
+                    symbol = ev.symbol  # type: ignore[attr-defined]
+                    if proc is not None:
+                        proc.add_instrument(self.runtime.exchange.instruments[symbol])
+                    for msg in self._seed([symbol]):
                         enqueue(msg)
                 continue
             if t in _TICKER_EVENTS:
                 touched[ev.symbol] = None  # type: ignore[attr-defined]
+            child = to_child.get(t)
+            if child is not None:  # formatted and published by the child process
+                items.append((child[0], child[1](ev)))
+                continue
             pub = payload(ev)
             if pub is None:
                 continue
@@ -81,6 +91,8 @@ class Outbound:
                 stream = "cascades." + ev.symbol  # type: ignore[attr-defined]
             route = routes.get(stream) or self._route(stream)
             enqueue(Outgoing(route[0], data, route[1], route[2], route[3]))
+        if items:
+            proc.send(items)  # type: ignore[union-attr]
         for symbol in touched:
             enqueue(self._ticker(symbol))
 
@@ -182,7 +194,8 @@ class Outbound:
 
     def backlog(self) -> int:
         """Messages formatted and not yet delivered: both queues plus paho's held QoS 1."""
-        return len(self._out) + len(self._out1) + self.held()
+        proc = self._proc
+        return len(self._out) + len(self._out1) + self.held() + (proc.pending if proc else 0)
 
     def _unsent_bytes(self) -> int:
         """Bytes/packets still buffered for either socket."""
