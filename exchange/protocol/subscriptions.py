@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from exchange.core.errors import Code
+from exchange.protocol.fanout import MARK_SUFFIXES
 from exchange.protocol.params import MAX_STREAMS, method, v_streams
 from exchange.protocol.session import Session
 from exchange.protocol.wire import ProtocolError, _encode
@@ -22,6 +23,13 @@ def check_stream(s: Session, name: str) -> None:
             )
         return
     kind, _, sym = name.partition(".")
+    if kind == "mark" and "@" in sym:
+        sym, at, suffix = sym.partition("@")
+        if at + suffix not in MARK_SUFFIXES:
+            raise ProtocolError(
+                Code.INVALID_PARAMETER,
+                f"Unknown interval in stream '{name}': use mark.SYMBOL, mark.SYMBOL@1s or mark.SYMBOL@raw.",
+            )
     if kind not in _STREAM_KINDS or not sym:
         raise ProtocolError(Code.INVALID_PARAMETER, f"Unknown stream '{name}'.")
     if sym not in s.api.exchange.instruments:
@@ -62,6 +70,7 @@ async def _subscribe(s: Session, p: dict[str, Any]) -> Any:
                 ),
             )
         elif kind == "mark":
+            sym = sym.partition("@")[0]
             mv = ex.market_view(sym)
             if mv.mark:
                 data = api.formatter.mark_data(sym, mv.mark, mv.index, mv.last, mv.funding_rate, mv.next_funding_ts, ex.now, 0)  # fmt: skip
