@@ -78,7 +78,7 @@ class Session:
     async def watch(self) -> None:
         await self.watcher.connect()
         self.trades, self.marks, self.liqs = await self.watcher.subscribe(
-            f"trades.{SYM}", f"mark.{SYM}", f"liquidations.{SYM}"
+            f"trades.{SYM}", f"mark.{SYM}@raw", f"liquidations.{SYM}"
         )
 
     async def activity(self) -> None:
