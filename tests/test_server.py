@@ -461,6 +461,44 @@ async def test_mark_stream_is_sampled_raw_gets_every_change_and_bad_intervals_ar
         await adm.close()
 
 
+async def test_book_stream_merges_deltas_gap_free_and_raw_gets_each_one() -> None:
+    async with running_stack() as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        (key,) = await fund_accounts(adm, 1)
+        async with Probe(st.url, S) as mm, Probe(st.url, S) as w:
+            await mm.logon(key["apiKey"], key["secret"])
+            await w.call("subscribe", streams=[f"book.{SYM}", f"book.{SYM}@raw"])
+            snaps = [await w.next(f"book.{SYM}"), await w.next(f"book.{SYM}@raw")]
+            assert [m["type"] for m in snaps] == ["snapshot", "snapshot"]
+            ids = []
+            for i in range(15):
+                o = await mm.call("order.place", symbol=SYM, side="BUY", type="LIMIT",
+                                  quantity="1", price=str(49000 + 10 * (i % 5)))  # fmt: skip
+                ids.append(o["orderId"])
+            for oid in ids[::3]:
+                await mm.call("order.cancel", symbol=SYM, orderId=oid)
+            final = st.exchange.book_seq(SYM)
+            raw = [await w.next(f"book.{SYM}@raw") for _ in range(final - snaps[1]["bookSeq"])]
+            assert [m["bookSeq"] for m in raw] == list(range(snaps[1]["bookSeq"] + 1, final + 1))
+            merged: list[dict[str, Any]] = []
+            while not merged or merged[-1]["bookSeq"] < final:
+                merged.append(await w.next(f"book.{SYM}"))
+            assert len(merged) < len(raw)
+            prev = snaps[0]["bookSeq"]
+            bids = dict(snaps[0]["bids"])
+            for m in merged:  # gap-free: each first is the previous last + 1
+                assert m.get("firstBookSeq", m["bookSeq"]) == prev + 1, (prev, m)
+                prev = m["bookSeq"]
+                for p, q in m["bids"]:
+                    if float(q):
+                        bids[p] = q
+                    else:
+                        bids.pop(p, None)
+            depth = await w.call("depth", symbol=SYM)
+            assert sorted(bids.items()) == sorted(map(tuple, depth["bids"]))
+        await adm.close()
+
+
 class SlowDurableLog:
     """A durable command log whose every commit takes 20 ms (and records its size)."""
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from exchange.core import events as E
 from exchange.core.numbers import RATE_ONE
 from exchange.protocol.formatter import Formatter
-from exchange.protocol.wire import _stream_text, stream_message
+from exchange.protocol.wire import _stream_text, encode_plain, stream_message
 
 
 class Subscriber(Protocol):
@@ -41,10 +41,37 @@ class Hub(Protocol):
 # `MARK_INTERVAL` (the newest value wins, as Binance's markPrice@1s); `mark.SYM@1s` once a
 # second; `mark.SYM@raw` every change. Margin calls driven by mark moves are checked at
 # the same cadence (a position change is still checked at once).
+# `book.SYM` likewise carries one delta per `BOOK_INTERVAL` (as Binance's depth@100ms): the
+# deltas held meanwhile merged into one — levels carry new totals, so the newest total
+# of each level wins — with `firstBookSeq`..`bookSeq` the engine deltas it covers, so the
+# merged deltas stay gap-free; `book.SYM@raw` gets every engine delta.
 MARK_INTERVAL = 0.25
+BOOK_INTERVAL = 0.1
 SAMPLED = {"": MARK_INTERVAL, "@1s": 1.0}
 RAW = "@raw"
 MARK_SUFFIXES = ("", "@1s", RAW)
+BOOK_SUFFIXES = ("", RAW)
+
+
+class _HeldBook:
+    """Book deltas of one stream name not yet sent, merged (O(levels changed))."""
+
+    __slots__ = ("symbol", "first", "last", "bids", "asks", "ts", "seq", "count", "payload")
+
+    def __init__(self, ev: E.BookUpdated, payload: bytes) -> None:
+        self.symbol = ev.symbol
+        self.first = ev.book_seq
+        self.bids: dict[int, int] = dict(ev.bids)
+        self.asks: dict[int, int] = dict(ev.asks)
+        self.count = 1
+        self.payload = payload  # the one delta as formatted, while there is only one
+        self.last, self.ts, self.seq = ev.book_seq, ev.ts, ev.seq
+
+    def add(self, ev: E.BookUpdated) -> None:
+        self.bids.update(ev.bids)
+        self.asks.update(ev.asks)
+        self.count += 1
+        self.last, self.ts, self.seq = ev.book_seq, ev.ts, ev.seq
 
 
 MARGIN_CALL_RATIO = 80 * RATE_ONE // 100  # a margin call at 80 % of the way to liquidation
@@ -75,6 +102,7 @@ class Router:
         self.margin_calls = 0
         self._called: set[tuple[int, str]] = set()
         self._held: dict[str, bytes] = {}  # sampled stream name -> newest data not yet sent
+        self._held_books: dict[str, _HeldBook] = {}
         self._margin_due: dict[str, tuple[int, int]] = {}  # symbol -> (ts, seq) of its mark
         self.coalesced = 0  # mark messages replaced by a newer one before they were sent
 
@@ -113,6 +141,10 @@ class Router:
         for ev in batch:
             if type(ev) is E.MarkPriceChanged:
                 self._route_mark(ev, loop)  # type: ignore[arg-type]
+                continue
+            if type(ev) is E.BookUpdated:
+                if topics:
+                    self._route_book(ev, loop)  # type: ignore[arg-type]
                 continue
             if topics:
                 stream = fmt.stream_of(ev)
@@ -164,10 +196,45 @@ class Router:
                     loop.call_later(MARK_INTERVAL, self._flush_margin, ev.symbol)
                 self._margin_due[ev.symbol] = (ev.ts, ev.seq)
 
-    def _send(self, name: str, data: bytes) -> None:
+    def _route_book(self, ev: E.BookUpdated, loop: asyncio.AbstractEventLoop | None) -> None:
+        topics = self.topics
+        stream = "book." + ev.symbol
+        pub = None
+        for suffix in BOOK_SUFFIXES:
+            name = stream + suffix
+            if name not in topics:
+                continue
+            if pub is None:
+                pub = self.formatter.payload(ev)
+                if pub is None:
+                    return
+            if suffix == RAW or loop is None:
+                self._send(name, pub[1], ev.book_seq)
+                continue
+            held = self._held_books.get(name)
+            if held is None:
+                self._held_books[name] = _HeldBook(ev, pub[1])
+                loop.call_later(BOOK_INTERVAL, self._flush_book, name)
+            else:
+                held.add(ev)
+                self.coalesced += 1
+
+    def _flush_book(self, name: str) -> None:
+        held = self._held_books.pop(name, None)
+        if held is None:
+            return
+        if held.count == 1:
+            self._send(name, held.payload, held.last)
+            return
+        data = self.formatter.merged_book(
+            held.symbol, held.first, held.last, held.bids, held.asks, held.ts, held.seq
+        )
+        self._send(name, encode_plain(data), held.last)
+
+    def _send(self, name: str, data: bytes, book_seq: int = 0) -> None:
         text = stream_message(name, data)
         for s in list(self.topics.get(name, ())):
-            s.deliver(name, text, 0)
+            s.deliver(name, text, book_seq)
             self.messages += 1
 
     def _flush(self, name: str) -> None:
