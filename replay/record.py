@@ -96,9 +96,9 @@ class _BookState:
 def stream_names(symbols: Iterable[str], book: bool = True) -> list[str]:
     """The streams recorded for `symbols`: mark first (reference prices before the book)."""
     kinds = ("mark", "book", "trades", "liquidations")
-    # every mark change, not the sampled `mark.<SYMBOL>` (a recording misses nothing)
+    # every mark change and book delta, not the sampled streams (a recording misses nothing)
     return [
-        f"{k}.{s}{'@raw' if k == 'mark' else ''}"
+        f"{k}.{s}{'@raw' if k in ('mark', 'book') else ''}"
         for s in symbols
         for k in kinds
         if book or k != "book"
