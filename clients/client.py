@@ -450,7 +450,9 @@ class Client:
         seq = data["bookSeq"]
         if seq <= book.seq:
             return
-        if seq == book.seq + 1:
+        # a merged delta covers firstBookSeq..bookSeq with new totals: applying it over a
+        # book that already holds part of that range is still right
+        if data.get("firstBookSeq", seq) <= book.seq + 1:
             book.apply_delta(data)
             return
         book.gaps += 1

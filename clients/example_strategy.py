@@ -12,7 +12,7 @@ from clients import Client
 
 async def main(url: str = "ws://127.0.0.1:8765") -> None:
     async with Client(url, api_key=os.environ["MC_KEY"], secret=os.environ["MC_SECRET"]) as c:
-        [marks], window = await c.subscribe("mark.BTCUSDT"), []
+        [marks], window = await c.subscribe("mark.BTCUSDT@raw"), []  # every tick
         async for m in marks:
             window = [*window, Decimal(m["mark"])][-20:]
             dip = len(window) == 20 and window[-1] < sum(window) / 20 * Decimal("0.998")

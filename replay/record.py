@@ -10,7 +10,7 @@ What is written, one event per stream message, in the order the messages arrived
 (``exchange_ts`` = the message's ``ts``, engine time; ``local_ts`` = when the recorder received
 it, wall time; ``exchange="margincall"``; decimals exactly as the payload's strings):
 
-* ``mark.<SYMBOL>`` → :class:`~replay.events.Ticker`: ``mark``, ``index``, ``last`` (a price of
+* ``mark.<SYMBOL>@raw`` (every change, unsampled) → :class:`~replay.events.Ticker`: ``mark``, ``index``, ``last`` (a price of
   zero — nothing traded yet, no index set — is ``None``, "not known"), ``fundingRate`` as
   ``funding_rate`` (the rate the next funding time would settle at now) and ``nextFundingTs``
   as ``funding_ts``. No :class:`~replay.events.FundingRate` is written: the settled rate is
@@ -96,7 +96,13 @@ class _BookState:
 def stream_names(symbols: Iterable[str], book: bool = True) -> list[str]:
     """The streams recorded for `symbols`: mark first (reference prices before the book)."""
     kinds = ("mark", "book", "trades", "liquidations")
-    return [f"{k}.{s}" for s in symbols for k in kinds if book or k != "book"]
+    # every mark change and book delta, not the sampled streams (a recording misses nothing)
+    return [
+        f"{k}.{s}{'@raw' if k in ('mark', 'book') else ''}"
+        for s in symbols
+        for k in kinds
+        if book or k != "book"
+    ]
 
 
 def _price(text: str) -> Decimal | None:
@@ -280,6 +286,7 @@ class Recorder:
 
     def _message(self, local: int, stream: str, d: dict[str, Any]) -> None:
         kind, _, sym = stream.partition(".")
+        sym = sym.partition("@")[0]
         if kind == "trades":
             self._write(
                 Trade(

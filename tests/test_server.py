@@ -431,6 +431,74 @@ async def test_margin_call_on_the_account_stream() -> None:
         await adm.close()
 
 
+async def test_mark_stream_is_sampled_raw_gets_every_change_and_bad_intervals_are_refused() -> None:
+    async with running_stack() as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        async with Probe(st.url, S) as w:
+            await adm.call("admin.setIndex", symbol=SYM, price="50000")
+            names = [f"mark.{SYM}", f"mark.{SYM}@raw", f"mark.{SYM}@1s"]
+            assert (await w.call("subscribe", streams=names))["streams"] == sorted(names)
+            for name in names:  # the current values first, `seq` 0
+                assert (await w.next(name))["seq"] == 0
+            prices = [str(50001 + i) for i in range(20)]
+            for px in prices:
+                await adm.call("admin.setIndex", symbol=SYM, price=px)
+            raw = [await w.next(f"mark.{SYM}@raw") for _ in prices]
+            assert [m["index"] for m in raw] == [f"{px}.00" for px in prices]
+            await asyncio.sleep(1.3)  # past both intervals
+            sampled = w.drain(f"mark.{SYM}")
+            per_second = w.drain(f"mark.{SYM}@1s")
+            # fewer messages than changes, and the newest value is the one that arrives last
+            assert 1 <= len(sampled) < len(prices) and 1 <= len(per_second) < len(prices)
+            assert sampled[-1] == raw[-1] and per_second[-1] == raw[-1]
+            seqs = [m["seq"] for m in sampled]
+            assert seqs == sorted(set(seqs))
+        async with connect(st.url) as ws:  # not through the probe: these break the schema
+            for i, bad in enumerate((f"mark.{SYM}@5s", f"trades.{SYM}@raw", f"mark.{SYM}@")):
+                await ws.send(json.dumps({"id": i, "method": "subscribe", "params": {"streams": [bad]}}))  # fmt: skip
+                r = json.loads(await ws.recv())
+                assert r["status"] == 400 and r["error"]["code"] in (-1130, -1121), r
+        await adm.close()
+
+
+async def test_book_stream_merges_deltas_gap_free_and_raw_gets_each_one() -> None:
+    async with running_stack() as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        (key,) = await fund_accounts(adm, 1)
+        async with Probe(st.url, S) as mm, Probe(st.url, S) as w:
+            await mm.logon(key["apiKey"], key["secret"])
+            await w.call("subscribe", streams=[f"book.{SYM}", f"book.{SYM}@raw"])
+            snaps = [await w.next(f"book.{SYM}"), await w.next(f"book.{SYM}@raw")]
+            assert [m["type"] for m in snaps] == ["snapshot", "snapshot"]
+            ids = []
+            for i in range(15):
+                o = await mm.call("order.place", symbol=SYM, side="BUY", type="LIMIT",
+                                  quantity="1", price=str(49000 + 10 * (i % 5)))  # fmt: skip
+                ids.append(o["orderId"])
+            for oid in ids[::3]:
+                await mm.call("order.cancel", symbol=SYM, orderId=oid)
+            final = st.exchange.book_seq(SYM)
+            raw = [await w.next(f"book.{SYM}@raw") for _ in range(final - snaps[1]["bookSeq"])]
+            assert [m["bookSeq"] for m in raw] == list(range(snaps[1]["bookSeq"] + 1, final + 1))
+            merged: list[dict[str, Any]] = []
+            while not merged or merged[-1]["bookSeq"] < final:
+                merged.append(await w.next(f"book.{SYM}"))
+            assert len(merged) < len(raw)
+            prev = snaps[0]["bookSeq"]
+            bids = dict(snaps[0]["bids"])
+            for m in merged:  # gap-free: each first is the previous last + 1
+                assert m.get("firstBookSeq", m["bookSeq"]) == prev + 1, (prev, m)
+                prev = m["bookSeq"]
+                for p, q in m["bids"]:
+                    if float(q):
+                        bids[p] = q
+                    else:
+                        bids.pop(p, None)
+            depth = await w.call("depth", symbol=SYM)
+            assert sorted(bids.items()) == sorted(map(tuple, depth["bids"]))
+        await adm.close()
+
+
 class SlowDurableLog:
     """A durable command log whose every commit takes 20 ms (and records its size)."""
 

@@ -422,9 +422,17 @@ class Classroom:
 
     async def _sampler(self) -> None:
         """The leaderboard, once every `sample_every` s: read straight from the exchange
-        (no engine round trip), so a busy engine queue never slows it."""
+        (no engine round trip), so a busy engine queue never slows it. On a fixed
+        cadence: a late wake-up or a slow sample does not push the next one back (a
+        sample missed entirely is skipped, not made up in a burst)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while not self._closing:
-            await asyncio.sleep(self.sample_every)
+            due += self.sample_every
+            now = loop.time()
+            if due < now:
+                due = now
+            await asyncio.sleep(due - now)
             try:
                 await self._take_sample()
             except Exception:

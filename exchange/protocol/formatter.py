@@ -135,6 +135,20 @@ class Formatter:
             "ts": ts,
         }
 
+    def merged_book(self, symbol: str, first: int, last: int, bids: dict[int, int], asks: dict[int, int], ts: int, seq: int) -> dict[str, Any]:  # fmt: skip
+        """One delta standing for the engine deltas `first`..`last` (newest totals)."""
+        inst = self.instruments[symbol]
+        return {
+            "type": "delta",
+            "symbol": symbol,
+            "firstBookSeq": first,
+            "bookSeq": last,
+            "bids": _levels(inst, sorted(bids.items(), reverse=True)),
+            "asks": _levels(inst, sorted(asks.items())),
+            "ts": ts,
+            "seq": seq,
+        }
+
     def _book(self, ev: E.BookUpdated) -> tuple[str, dict[str, Any]]:
         inst = self.instruments[ev.symbol]
         return "book." + ev.symbol, {

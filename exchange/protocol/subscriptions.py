@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from exchange.core.errors import Code
+from exchange.protocol.fanout import BOOK_SUFFIXES, MARK_SUFFIXES
 from exchange.protocol.params import MAX_STREAMS, method, v_streams
 from exchange.protocol.session import Session
 from exchange.protocol.wire import ProtocolError, _encode
@@ -22,6 +23,13 @@ def check_stream(s: Session, name: str) -> None:
             )
         return
     kind, _, sym = name.partition(".")
+    if kind in ("mark", "book") and "@" in sym:
+        sym, at, suffix = sym.partition("@")
+        if at + suffix not in (MARK_SUFFIXES if kind == "mark" else BOOK_SUFFIXES):
+            hint = "mark.SYMBOL, mark.SYMBOL@1s or mark.SYMBOL@raw" if kind == "mark" else "book.SYMBOL or book.SYMBOL@raw"  # fmt: skip
+            raise ProtocolError(
+                Code.INVALID_PARAMETER, f"Unknown interval in stream '{name}': use {hint}."
+            )
     if kind not in _STREAM_KINDS or not sym:
         raise ProtocolError(Code.INVALID_PARAMETER, f"Unknown stream '{name}'.")
     if sym not in s.api.exchange.instruments:
@@ -48,6 +56,7 @@ async def _subscribe(s: Session, p: dict[str, Any]) -> Any:
             continue
         api.router.add(s, name)
         kind, _, sym = name.partition(".")
+        sym = sym.partition("@")[0]
         if kind == "book":
             seq = ex.book_seq(sym)
             bids, asks = ex.depth(sym)

@@ -78,7 +78,7 @@ class Session:
     async def watch(self) -> None:
         await self.watcher.connect()
         self.trades, self.marks, self.liqs = await self.watcher.subscribe(
-            f"trades.{SYM}", f"mark.{SYM}", f"liquidations.{SYM}"
+            f"trades.{SYM}", f"mark.{SYM}@raw", f"liquidations.{SYM}"
         )
 
     async def activity(self) -> None:
@@ -261,7 +261,7 @@ async def test_a_bookseq_gap_writes_a_fresh_depth_snapshot(stack: Stack, tmp_pat
 
     def lose_one(msg: dict[str, Any]) -> bool:
         d = msg["data"]
-        if msg["stream"] == f"book.{SYM}" and d["type"] == "delta" and not lost:
+        if msg["stream"] == f"book.{SYM}@raw" and d["type"] == "delta" and not lost:
             lost.append(d["bookSeq"])
             return True
         return False

@@ -61,7 +61,8 @@ export class MarketScreen {
       this.resyncing = false;
     } else {
       if (this.resyncing || d.bookSeq <= this.bookSeq) return;
-      if (d.bookSeq !== this.bookSeq + 1) {
+      // a merged delta covers firstBookSeq..bookSeq with new totals (overlap is harmless)
+      if ((d.firstBookSeq ?? d.bookSeq) > this.bookSeq + 1) {
         // a gap: our copy is wrong from here; start again from a snapshot
         this.resyncing = true;
         this.resyncs++;
