@@ -260,7 +260,7 @@ async def test_slow_consumer_is_dropped_and_others_keep_their_latency() -> None:
         slow = await connect(st.url, sock=small_rcvbuf_socket(st.server.port), max_queue=1,
                              compression=None)  # fmt: skip
         await slow.send(json.dumps({"id": 1, "method": "subscribe",
-                                    "params": {"streams": [f"mark.{SYM}", f"book.{SYM}"]}}))  # fmt: skip
+                                    "params": {"streams": [f"mark.{SYM}@raw", f"book.{SYM}@raw"]}}))  # fmt: skip
         fast = await Probe(st.url, S).__aenter__()
         await fast.logon(k["apiKey"], k["secret"])
         lat: list[float] = []
