@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from exchange import units
 from exchange.core.numbers import RATE_ONE
 from exchange.runtime import Runtime
 
@@ -94,19 +95,24 @@ def danger_table(g: Classroom) -> list[dict[str, Any]]:
                 "equity": equity_of(ex, account),
                 "marginRatio": worst,
                 "marginRatioPct": f"{worst * 100 / RATE_ONE:.2f}",
-                "positions": [
-                    {
-                        "symbol": p.symbol,
-                        "qty": p.qty,
-                        "mark": p.mark,
-                        "liquidationPrice": p.liquidation_price,
-                        "leverage": p.leverage,
-                        "marginRatio": p.margin_ratio,
-                        "unrealizedPnl": p.unrealized_pnl,
-                    }
-                    for p in positions
-                ],
+                "positions": [_position(ex.instruments[p.symbol], p) for p in positions],
             }
         )
     rows.sort(key=lambda r: (-r["marginRatio"], r["name"].casefold()))
     return rows
+
+
+def _position(inst: Any, p: Any) -> dict[str, Any]:
+    """One position in the asset's units, as the web app shows it (quantity in the base
+    asset, prices in the quote asset; no liquidation price is null)."""
+    return {
+        "symbol": p.symbol,
+        "qty": units.lots_to_str(inst, p.qty),
+        "mark": units.ticks_to_str(inst, p.mark),
+        "liquidationPrice": units.ticks_to_str(inst, p.liquidation_price)
+        if p.liquidation_price
+        else None,
+        "leverage": p.leverage,
+        "marginRatio": p.margin_ratio,
+        "unrealizedPnl": units.quanta_to_str(p.unrealized_pnl),
+    }

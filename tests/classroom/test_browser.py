@@ -149,6 +149,17 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
             teacher.locator("#board tr", has_text="Ada").locator("td").nth(5)
         ).to_have_text("1")
         await shot(teacher, "04-console-after-crash")
+        # the students table speaks units (0.500 BTCUSDT, 52,290.9), not lots and ticks
+        import re
+
+        await expect(
+            teacher.locator("#students tr", has_text="Bob").locator("td").nth(1)
+        ).to_have_text(re.compile(r"^-?\d+\.\d{3} BTCUSDT$"))
+        # and both tables fit inside their panels
+        for table in ("#board", "#students"):
+            inner = await teacher.locator(table).bounding_box()
+            panel = await teacher.locator(f"section:has({table})").bounding_box()
+            assert inner and panel and inner["x"] + inner["width"] <= panel["x"] + panel["width"]
         # pause: orders are refused, with the reason on screen
         await teacher.click("button[data-action=pause]")
         await expect(bob.locator("#banner")).to_contain_text("paused by the instructor")

@@ -93,6 +93,11 @@ async def test_instructor_shock_liquidates_and_the_board_counts_it() -> None:
         await order(c, b.account, "SELL", 1000, 500_000)
         await order(c, a.account, "BUY", 1000)
         assert ex.account_view(a.account).positions[0].qty == 1000
+        # the console's danger table speaks the asset's units, not lots and ticks
+        [ada] = [r for r in c.danger_table() if r["name"] == "Ada"]
+        [pos] = ada["positions"]
+        assert pos["qty"] == "1.000" and pos["mark"] == "50000.00"
+        assert 40_000 < float(pos["liquidationPrice"]) < 50_000
         await c.shock(Decimal(-5), 0)  # at once: a 50x long is far past liquidation
         await wait_for(lambda: c.tracker.stats[a.account].liquidations == 1)
         assert ex.markets[SYM].index == 475_000

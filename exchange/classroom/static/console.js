@@ -57,7 +57,7 @@ async function refresh() {
       el("button", { class: "danger", text: st.kicked ? "kicked" : `kick ${st.nickname}`, disabled: st.kicked ? "" : null,
         onclick: () => studentAction(st.id, "kick") }));
     }
-    return [r.name, p ? p.qty : 0, p ? p.liquidationPrice : "–", p ? p.mark : "–", `${r.marginRatioPct} %`, actions];
+    return [r.name, p ? `${p.qty} ${p.symbol}` : "0", p ? p.liquidationPrice ?? "–" : "–", p ? p.mark : "–", `${r.marginRatioPct} %`, actions];
   }, (r) => (Number(r.marginRatioPct) >= 70 ? "danger-high" : ""));
 }
 
