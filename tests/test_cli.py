@@ -117,3 +117,24 @@ def test_master_key_file_is_created_private_and_reused(tmp_path: Path) -> None:
     assert (p.stat().st_mode & 0o777) == 0o600
     assert load_master_key(p) == k1
     assert load_master_key(None) is None
+
+
+def test_the_cli_imports_no_database_or_analysis_code_until_a_command_needs_it() -> None:
+    # SQLModel/SQLAlchemy alone took most of a second: `margincall --help` must not pay it
+    probe = (
+        "import sys, exchange.cli, exchange.store\n"
+        "heavy = ('sqlmodel', 'sqlalchemy', 'pandas', 'plotly', 'aiohttp')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == ""
+    # and the lazy names still resolve to the real classes
+    import exchange.store as store
+
+    assert store.Store.__name__ == "Store" and store.export.__name__ == "export"
+    from exchange.store.tables import EXPORTABLE
+    from exchange.store.urls import EXPORTABLE_NAMES
+
+    assert EXPORTABLE == EXPORTABLE_NAMES

@@ -14,16 +14,45 @@ imports it. See `docs/store.md`.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from exchange.core.engine import Exchange
-from exchange.core.instruments import Instrument
+from .urls import DEFAULT_DB_URL, normalize_url
 
-from .codec import CodecError, decode_command, encode_command
-from .db import DEFAULT_DB_URL, normalize_url
-from .export import ExportError, export
-from .store import RecoveryInfo, Store, StoreConfig
+if TYPE_CHECKING:
+    from exchange.core.engine import Exchange
+    from exchange.core.instruments import Instrument
+
+    from .codec import CodecError, decode_command, encode_command
+    from .export import ExportError, export
+    from .store import RecoveryInfo, Store, StoreConfig
+
+# Imported on first use: SQLModel and SQLAlchemy cost most of a second, and a command
+# that never opens a database (`margincall --help`, `replay`) must not pay for them.
+_LAZY = {
+    "CodecError": ".codec",
+    "decode_command": ".codec",
+    "encode_command": ".codec",
+    "ExportError": ".export",
+    "export": ".export",
+    "RecoveryInfo": ".store",
+    "Store": ".store",
+    "StoreConfig": ".store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name], __name__)
+        # every name of that module at once: importing the submodule `export` set the
+        # package's `export` to the module, which must become the function again
+        for other, where in _LAZY.items():
+            if where == _LAZY[name]:
+                globals()[other] = getattr(module, other)
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_DB_URL",
@@ -46,6 +75,8 @@ def recover(
 ) -> tuple[Exchange, RecoveryInfo]:
     """The exchange rebuilt from `db_url` (newest valid snapshot + journal after it),
     with what recovery found. Opens and closes its own connections."""
+    from .store import Store
+
     store = Store(db_url, **config)
     try:
         return store.recover(instruments)
@@ -56,6 +87,8 @@ def recover(
 def replay_journal(db_url: str, instruments: Iterable[Instrument] = ()) -> tuple[Exchange, int]:
     """The exchange rebuilt from the whole journal, ignoring snapshots (a check of
     determinism and of the snapshots): (exchange, entries applied). Read-only."""
+    from exchange.core.engine import Exchange
+
     from .db import Database
     from .recovery import replay
     from .store import Store

@@ -11,10 +11,9 @@ from typing import Annotated
 
 import typer
 
-from .db import DEFAULT_DB_URL
-from .tables import EXPORTABLE
+from .urls import DEFAULT_DB_URL, EXPORTABLE_NAMES
 
-_TABLES = ", ".join(sorted(EXPORTABLE))
+_TABLES = ", ".join(sorted(EXPORTABLE_NAMES))
 
 
 def export_command(
@@ -36,7 +35,7 @@ def export_command(
     ] = "csv",
 ) -> None:
     """Write one of the store's tables to CSV (or Parquet)."""
-    from .export import ExportError, export
+    from . import ExportError, export
 
     target = out if out is not None else f"{table}.{format}"
     try:

@@ -29,7 +29,9 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
-DEFAULT_DB_URL = "sqlite:///data/margincall.db"
+from .urls import DEFAULT_DB_URL, normalize_url
+
+__all__ = ["DEFAULT_DB_URL", "normalize_url"]
 
 
 class WriteGate:
@@ -104,17 +106,6 @@ def insert_many(
             _MANY_SQL[key] = sql
         flat = tuple(chain.from_iterable(chunk))
         conn.exec_driver_sql(sql, flat)
-
-
-def normalize_url(url: str) -> str:
-    """The SQLAlchemy URL for `url`: a plain path means a SQLite file; `postgresql://`
-    and `postgres://` mean psycopg 3."""
-    if "://" not in url:
-        return f"sqlite:///{url}"
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
 
 
 def is_memory(url: URL) -> bool:

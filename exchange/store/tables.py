@@ -25,6 +25,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
+from .urls import EXPORTABLE_NAMES
+
 
 def _big(**kw: Any) -> Any:
     return Field(sa_type=BigInteger, **kw)
@@ -447,3 +449,5 @@ EVENT_TABLES = (
 ALL_TABLES = JOURNAL_TABLES + QUERY_TABLES
 TABLES_BY_NAME: dict[str, type[SQLModel]] = {str(t.__tablename__): t for t in ALL_TABLES}
 EXPORTABLE = tuple(t for t in TABLES_BY_NAME if t not in ("snapshots", "store_meta"))
+if EXPORTABLE != EXPORTABLE_NAMES:  # the CLI lists the names without importing this module
+    raise ImportError(f"urls.EXPORTABLE_NAMES is stale: the tables are {EXPORTABLE}")
