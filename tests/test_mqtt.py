@@ -213,7 +213,7 @@ async def test_order_on_websocket_reaches_mqtt_with_the_same_payload(broker: Bro
             ka, kb = await fund_accounts(adm, 2)
             a, b = await logged_in(st.url, ka), await logged_in(st.url, kb)
             ws = await Probe(st.url).__aenter__()
-            await ws.call("subscribe", streams=[f"trades.{SYM}", f"mark.{SYM}", f"book.{SYM}"])
+            await ws.call("subscribe", streams=[f"trades.{SYM}", f"mark.{SYM}", f"book.{SYM}@raw"])
             await a.call(
                 "order.place",
                 symbol=SYM,
@@ -228,8 +228,8 @@ async def test_order_on_websocket_reaches_mqtt_with_the_same_payload(broker: Bro
             m = await w.next(f"{base}/{SYM}/trades")
             assert m.payload == dumps(trade).encode()  # byte for byte the WS stream's data
             assert json.loads(m.payload) == trade and m.qos == 0
-            await ws.next(f"book.{SYM}")  # the snapshot
-            delta = await ws.next(f"book.{SYM}")
+            await ws.next(f"book.{SYM}@raw")  # the snapshot
+            delta = await ws.next(f"book.{SYM}@raw")
             m = await w.next(f"{base}/{SYM}/book", where=lambda d: d["seq"] == delta["seq"])
             assert json.loads(m.payload) == delta
             tick = await w.next(f"{base}/{SYM}/ticker", where=lambda d: d["bestBid"] is None)
