@@ -18,6 +18,7 @@ from exchange.core import commands as C
 from exchange.core.instruments import Bracket, Instrument
 from exchange.store.codec import (
     CodecError,
+    _encode_command_general,
     checksum,
     decode_command,
     encode_command,
@@ -72,6 +73,26 @@ def test_every_command_round_trips_exactly(cmd: C.Command) -> None:
     # canonical: the decoded command encodes to the same bytes
     assert encode_command(back) == (name, payload)
     payload.encode("ascii")  # ASCII only, whatever the strings hold
+
+
+# ASCII text as clients mostly send it (the orjson path), with quotes and backslashes
+PLAIN = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=12)
+
+
+def _plain(tp: Any) -> st.SearchStrategy[Any]:
+    return PLAIN if tp is str else strategy_for(tp)
+
+
+@settings(max_examples=400, deadline=None)
+@given(COMMANDS | st.sampled_from(list(C.COMMAND_TYPES.values())).flatmap(
+    lambda cls: st.builds(cls, **{
+        f.name: _plain(typing.get_type_hints(cls)[f.name])
+        for f in dataclasses.fields(cls) if not f.name.startswith("_")
+    })
+))  # fmt: skip
+def test_the_fast_encoding_is_the_canonical_one(cmd: C.Command) -> None:
+    """orjson's path gives the general encoder's bytes exactly, for any command."""
+    assert encode_command(cmd) == _encode_command_general(cmd)
 
 
 @settings(max_examples=100, deadline=None)
@@ -207,3 +228,18 @@ def test_checksum_covers_index_type_and_payload(idx: int, name: str, payload: st
     assert 0 <= c < 2**32
     assert checksum(idx + 1, name, payload) != c or idx + 1 == idx
     assert checksum(idx, name, payload + " ") != c
+
+
+def test_plain_commands_take_the_orjson_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import exchange.store.codec as codec
+
+    def refuse(cmd: C.Command) -> tuple[str, str]:
+        raise AssertionError("general path taken")
+
+    cmd = C.PlaceOrder(ts=7, account=3, symbol="BTCUSDT", side="BUY", qty=5, price=100)
+    want = _encode_command_general(cmd)
+    monkeypatch.setattr(codec, "_encode_command_general", refuse)
+    assert encode_command(cmd) == want
+    big = C.Deposit(ts=1, account=3, asset="USDT", amount=10**20)  # beyond 64 bits
+    with pytest.raises(AssertionError, match="general path"):
+        encode_command(big)
