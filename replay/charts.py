@@ -23,7 +23,8 @@ Q = 10**8
 def _t(ts: Sequence[int]) -> list[Any]:
     import pandas as pd
 
-    return list(pd.to_datetime(list(ts), unit="ns", utc=True))
+    # to the microsecond: what a browser's Date holds, and plotly would drop the rest anyway
+    return list(pd.to_datetime(list(ts), unit="ns", utc=True).floor("us"))
 
 
 def _layout(fig: Any, title: str, ytitle: str) -> Any:

@@ -12,6 +12,9 @@ from replay.report import CSS
 
 __all__ = ["mark_figure", "write_report"]
 
+# a branch's row has a column per figure: the table scrolls inside the page, not the page
+_SCROLL = ".scroll{overflow-x:auto;max-width:100%}.scroll table{white-space:nowrap}"
+
 
 def mark_figure(result: Any) -> Any:
     """One plotly figure: every branch's mark path from the fork, as steps."""
@@ -53,11 +56,11 @@ def write_report(result: Any, folder: Path) -> Path:
     )
     page = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<title>{html.escape(title)}</title><style>{CSS}{_SCROLL}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
         f'<p class="muted">forked before command {result.fork_index} of the session; '
         "every branch is fed the same commands from there</p>"
-        f"<table><tr>{head}</tr>{rows}</table>"
+        f'<div class="scroll"><table><tr>{head}</tr>{rows}</table></div>'
         + charts_html([mark_figure(result)])
         + '<p class="muted">Data: whatif.csv.</p></body></html>\n'
     )
