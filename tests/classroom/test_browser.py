@@ -2,8 +2,9 @@
 
 Both students join with the code and trade with each other; the instructor fires a
 crash and one student is liquidated and sees it on the trading screen; the
-leaderboard counts it; the server is killed during the round and both pages come back
-to the same accounts; pause stops trading with a clear message; the round ends; the
+leaderboard counts it; the console shows the web app's market screen (ticker, book,
+trades) and its liquidation screen (the feed, the cascade tree); the server is killed
+during the round and both pages come back to the same accounts; pause stops trading with a clear message; the round ends; the
 debrief and the exports contain the liquidation. Screenshots go to
 test-artifacts/classroom/.
 
@@ -119,11 +120,21 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
         await bob.fill("#price", "50000")
         await bob.click("#sell")
         await expect(bob.locator("#orders")).to_contain_text("SELL")
+        # the console shows the web app's market screen: the ticker, Bob's offer in the
+        # book, and the symbol picker offers the game's instruments
+        await expect(teacher.locator("#t-mark")).to_have_text("50,000.00")
+        await expect(teacher.locator("#book-asks .row", has_text="50000.00")).to_contain_text(
+            "0.500"
+        )
+        assert await teacher.locator("#symbol option").all_text_contents() == ["BTCUSDT"]
+        await expect(teacher.locator("#status")).to_have_text("TRADING")
         await ada.select_option("#type", "MARKET")
         await ada.fill("#qty", "0.500")
         await ada.click("#buy")
         await expect(ada.locator("#pos-qty")).to_have_text("0.500")
         await expect(bob.locator("#pos-qty")).to_have_text("-0.500")
+        await expect(teacher.locator("#trades tr:not([hidden])").first).to_contain_text("50000.00")
+        await expect(teacher.locator("#book-asks .row", has_text="50000.00")).to_have_count(0)
         await shot(ada, "02-student-long")
         # the server dies during the round; both pages come back to the same accounts
         srv.kill()
@@ -148,6 +159,17 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
         await expect(
             teacher.locator("#board tr", has_text="Ada").locator("td").nth(5)
         ).to_have_text("1")
+        # the console's liquidation screen (reconnected by itself after the restart) has
+        # Ada's liquidation in its feed, at the crash's mark, and its cascade as a tree
+        feed = teacher.locator("#feed tr:not([hidden])")
+        await expect(feed).to_have_count(1, timeout=10_000)
+        await expect(feed.first).to_contain_text("LONG")
+        await expect(feed.first).to_contain_text("0.500")
+        await expect(feed.first).to_contain_text("47500.00")
+        await expect(teacher.locator("#feed-count")).to_have_text("1 received")
+        await expect(teacher.locator("#cascade-tree .node")).to_have_count(1)
+        await expect(teacher.locator("#cascade-summary")).to_contain_text("Liquidations")
+        await expect(teacher.locator("#price-chart .main-svg").first).to_be_attached()
         await shot(teacher, "04-console-after-crash")
         # the students table speaks units (0.500 BTCUSDT, 52,290.9), not lots and ticks
         import re

@@ -69,6 +69,7 @@ export class LiquidationScreen {
     this.selected = null;
     this.follow = true;
     this.ladder = null;
+    markDirty("pick", () => this.renderPick());
   }
 
   streams(sym) {

@@ -125,6 +125,7 @@ export class Live {
     conn.on(`status.${sym}`, (d) => this.setStatus(d.status));
     await conn.subscribe([...names]);
     this.ticker?.poll();
+    this.showViews(["market", "liquidations"].filter((n) => this.visible(n)));
   }
 
   /** A hook for the page (the web app relabels its order ticket). */

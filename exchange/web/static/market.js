@@ -50,6 +50,7 @@ export class MarketScreen {
     this.bidRows = bookRows(this.$("#book-bids"));
     this.tape = new RowPool(this.$("#trades"), 4, TAPE);
     this.chartAt = 0;
+    this.chartRevision = 0;
     this.reset();
     const conn = app.conn;
     this.onBook = (d) => this.book(d);
@@ -206,6 +207,9 @@ export class MarketScreen {
       margin: { l: 60, r: 10, t: 10, b: 30 }, legend: { orientation: "h", y: 1.08 },
       xaxis: { gridcolor: "#26303b" }, yaxis: { gridcolor: "#26303b", tickformat: ",.1f" },
       uirevision: "keep",
+      // the series arrays are extended in place: Plotly.react redraws them only when
+      // datarevision changes (same arrays, same revision: it skips the data)
+      datarevision: ++this.chartRevision,
     }, { displayModeBar: false, responsive: true });
   }
 }
