@@ -53,6 +53,7 @@ export class LiquidationScreen {
     });
     this.onLiq = (d) => this.liquidation(d);
     this.onCascade = (d) => this.cascadeEnded(d);
+    this.gaps = 0; // reconnections: the feed is live, what passed meanwhile is not in it
     this.reset();
     setInterval(() => this.pollLadder(), 1000);
   }
@@ -111,6 +112,11 @@ export class LiquidationScreen {
     if (d.cascadeId === this.selected) markDirty("tree", () => this.renderTree());
   }
 
+  reconnected() {
+    this.gaps++;
+    markDirty("feed", () => this.renderFeed());
+  }
+
   renderFeed() {
     const items = [];
     for (let i = this.feed.length - 1; i >= 0 && items.length < FEED_ROWS; i--) {
@@ -118,7 +124,8 @@ export class LiquidationScreen {
       items.push([fmtTime(d.ts), d.cascadeId, d.generation, d.side, d.qty, d.triggerMark, d.bankruptcyPrice, closedBy(d), d.insuranceDelta]);
     }
     this.pool.fill(items, (i) => this.feed[this.feed.length - 1 - i].side);
-    setText(this.$("#feed-count"), this.total > FEED_ROWS ? `${this.total} received, newest ${FEED_ROWS} shown` : `${this.total} received`);
+    const gaps = this.gaps ? ` · reconnected ${this.gaps}×: none received while disconnected` : "";
+    setText(this.$("#feed-count"), `${this.total} received${this.total > FEED_ROWS ? `, newest ${FEED_ROWS} shown` : ""}${gaps}`);
   }
 
   renderPick() {

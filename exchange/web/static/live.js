@@ -54,6 +54,7 @@ export class Live {
   }
 
   async opened() {
+    if (this.symbol) for (const s of this.screens()) s.reconnected?.();
     if (!this.instruments.size) {
       const info = await this.conn.call("exchangeInfo");
       for (const s of info.symbols) this.instruments.set(s.symbol, s);
