@@ -171,6 +171,7 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
         await expect(feed.first).to_contain_text("0.500")
         await expect(feed.first).to_contain_text("47500.00")
         await expect(teacher.locator("#feed-count")).to_contain_text("1 received")
+        await expect(teacher.locator("#liq-fund")).to_have_text("100,000.00 USDT")
         await expect(teacher.locator("#cascade-tree .node")).to_have_count(1)
         await expect(teacher.locator("#cascade-summary")).to_contain_text("Liquidations")
         await expect(teacher.locator("#price-chart .main-svg").first).to_be_attached()

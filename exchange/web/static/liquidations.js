@@ -24,7 +24,8 @@ function panels() {
   const th = (...names) => h("tr", {}, ...names.map((n) => h("th", { text: n })));
   return h("div", { class: "grid-liq" },
     h("div", { class: "panel feed-panel" },
-      h("h2", {}, "Liquidations ", h("small", { id: "feed-count", text: "none yet" })),
+      h("h2", {}, "Liquidations ", h("small", { id: "feed-count", text: "none yet" }),
+        h("span", { class: "fund" }, "Insurance fund ", h("b", { id: "liq-fund", text: "–" }))),
       h("table", { class: "feed" },
         h("thead", {}, th("Time", "Cascade", "Gen", "Side", "Size", "Trigger mark", "Bankruptcy", "Closed by", "Fund Δ")),
         h("tbody", { id: "feed" }))),
@@ -110,6 +111,11 @@ export class LiquidationScreen {
     noteSeq(d.seq);
     markDirty("pick", () => this.renderPick());
     if (d.cascadeId === this.selected) markDirty("tree", () => this.renderTree());
+  }
+
+  /** The insurance fund's balance (from the ticker's poll), beside the feed's Fund Δ. */
+  fund(text) {
+    setText(this.$("#liq-fund"), text);
   }
 
   reconnected() {

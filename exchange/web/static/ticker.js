@@ -41,7 +41,9 @@ export class Ticker {
       const t = await live.conn.call("ticker", { symbol: live.symbol });
       live.setStatus(t.status);
       if (Number(t.mark)) live.market?.mark(t); // one chart point a second even when quiet
-      setText(this.el("fund"), `${fmtNum(t.insuranceFund, 2)} ${live.instrument().quoteAsset}`);
+      const fund = `${fmtNum(t.insuranceFund, 2)} ${live.instrument().quoteAsset}`;
+      setText(this.el("fund"), fund);
+      live.liqs?.fund(fund);
     } catch {
       /* the next poll will tell */
     }
