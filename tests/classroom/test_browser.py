@@ -229,3 +229,66 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
             assert "Ada" in board
     finally:
         srv.stop()
+
+
+SYMBOLS_GAME = """
+name = "Two symbols"
+starting_balance = "10000"
+[[instruments]]
+symbol = "BTCUSDT"
+initial_index = "50000"
+[[instruments]]
+symbol = "ETHUSDT"
+initial_index = "3000"
+[[rounds]]
+duration = "10m"
+"""
+
+
+@pytest.mark.slow
+async def test_the_console_offers_the_games_symbols(tmp_path: Path) -> None:
+    """The console's symbol picker lists the game's instruments (not one an operator
+    added to the exchange), and switching it moves the mounted views to that symbol."""
+    _chromium_or_skip()
+    from playwright.async_api import async_playwright, expect
+
+    from exchange.testing import Probe
+
+    game = tmp_path / "game.toml"
+    game.write_text(SYMBOLS_GAME)
+    ws_port, http_port = free_port(), free_port()
+    srv = Server(game, tmp_path / "game.db", ws_port, http_port)
+    base = f"http://127.0.0.1:{http_port}"
+    srv.start()
+    pw = await async_playwright().start()
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    try:
+        async with Probe(f"ws://127.0.0.1:{ws_port}") as adm:
+            await adm.call("session.logon", adminToken=ADMIN)
+            sol = {
+                "symbol": "SOLUSDT", "base_asset": "SOL", "tick_size": "0.01", "step_size": "0.1",
+                "max_qty": "100000", "max_leverage": 20, "min_notional": "5",
+                "brackets": [{"cap": "1000000", "max_leverage": 20, "mmr": "0.01"}],
+            }  # fmt: skip
+            await adm.call("admin.addInstrument", instrument=sol)
+            info = await adm.call("exchangeInfo")
+        assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+        teacher = await (await browser.new_context()).new_page()
+        errors: list[str] = []
+        teacher.on("pageerror", lambda e: errors.append(str(e)))
+        await teacher.goto(f"{base}/class/console")
+        await teacher.fill("#token", ADMIN)
+        await teacher.click("#login button")
+        await expect(teacher.locator("#t-mark")).to_have_text("50,000.00")
+        options = teacher.locator("#symbol option")
+        await expect(options).to_have_count(2)
+        assert await options.all_text_contents() == ["BTCUSDT", "ETHUSDT"]
+        await teacher.select_option("#symbol", "ETHUSDT")
+        await expect(teacher.locator("#t-mark")).to_have_text("3,000.00")
+        await expect(teacher.locator("#ladder .row.mark")).to_contain_text("3000")
+        await expect(teacher.locator("#status")).to_have_text("HALTED")  # the lobby
+        assert not errors, errors
+    finally:
+        await browser.close()
+        await pw.stop()
+        srv.stop()
