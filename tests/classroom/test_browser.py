@@ -215,6 +215,9 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
         await expect(debrief.locator(".js-plotly-plot").first).to_be_visible()
         await shot(debrief, "06-debrief")
         assert not errors, errors
+    except BaseException:
+        srv.stop()  # a failure above must not leave the server running
+        raise
     finally:
         await browser.close()
         await pw.stop()
