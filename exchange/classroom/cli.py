@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import signal
 import sys
 from pathlib import Path
@@ -91,6 +90,8 @@ async def _run(game: Game, opts: Any, out: Path, with_bots: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    from .bots import start_bots
+
     tasks = await start_bots(cs, stop) if with_bots else []
     wrote = False
     while not stop.is_set():
@@ -105,37 +106,6 @@ async def _run(game: Game, opts: Any, out: Path, with_bots: bool) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(t, 3)
     await stop_class(cs)
-
-
-async def start_bots(cs: Any, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-    """The game file's bots, each on its own account, over the WebSocket API."""
-
-    from clients import Client
-    from clients.bots import MarketMaker, NoiseTrader
-
-    if not cs.game.bots:
-        return []
-    admin = await Client(cs.ws_url, admin_token=cs.admin_token).connect()
-    tasks = []
-    for spec in cs.game.bots:
-        rng = random.Random(spec.seed)
-        for _ in range(spec.count):
-            k = await admin.create_account(
-                deposit="5000000" if spec.kind == "market_maker" else "200000"
-            )
-            c = await Client(cs.ws_url, api_key=k["apiKey"], secret=k["secret"]).connect()
-            if spec.kind == "market_maker":
-                bot: Any = MarketMaker(
-                    c, spec.symbol, size=spec.size, refresh=0.5, seed=rng.randrange(2**32)
-                )
-            else:
-                bot = NoiseTrader(
-                    c, spec.symbol, size=spec.size, max_position=spec.size * 15, mean_interval=1.0,
-                    seed=rng.randrange(2**32),
-                )  # fmt: skip
-            tasks.append(asyncio.create_task(bot.run(stop)))
-    await admin.close()
-    return tasks
 
 
 async def write_report(cs: Any, out: Path) -> Path:

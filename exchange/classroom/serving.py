@@ -2,7 +2,8 @@
 
 `start_class(game, options)` opens (or, after a crash, recovers) the game's database,
 starts the exchange with a stepped clock (only the game moves time), the WebSocket API
-and — when the HTTP server is available — the classroom's pages and HTTP API, then
+and — when the HTTP server is available — the classroom's pages and HTTP API (and the
+web app, whose views the instructor console mounts), then
 opens the `Classroom` on it. `stop_class(cs)` stops it all cleanly (a final snapshot).
 One database holds one game: the exchange journal, its query tables, and the game
 journal; `margincall class run` with the same `--db` resumes that game.
@@ -78,6 +79,8 @@ class ClassStack:
 
 
 async def start_class(game: Game, o: ClassOptions) -> ClassStack:
+    from exchange.web.app import setup as web_app
+
     from . import web
 
     opts = _serve_options(game, o)
@@ -86,6 +89,9 @@ async def start_class(game: Game, o: ClassOptions) -> ClassStack:
     if recovered.now == 0:
         opts.start_ts = time.time_ns()  # a fresh game: engine time starts at wall time
     holder: dict[str, Any] = {}
+    # the web app too: the console mounts its market and liquidation views (its
+    # modules under /static/, plotly under /vendor/, the WebSocket at /api/ws)
+    opts.http_setup.append(web_app)
     opts.http_setup.append(lambda app, stack: web.setup(app, stack, holder))
     stack = await start_stack(opts)
     runtime, server, http = stack.runtime, stack.server, stack.http

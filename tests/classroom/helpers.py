@@ -96,11 +96,11 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, game: Path, db: Path, ws: int, http: int) -> None:
+    def __init__(self, game: Path, db: Path, ws: int, http: int, *, bots: bool = False) -> None:
         self.args = [
             sys.executable, "-m", "exchange.cli", "class", "run", str(game),
             "--db", f"sqlite:///{db}", "--port", str(ws), "--http-port", str(http),
-            "--admin-token", ADMIN, "--no-bots", "--out", str(db.parent / "out"),
+            "--admin-token", ADMIN, "--bots" if bots else "--no-bots", "--out", str(db.parent / "out"),
         ]  # fmt: skip
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []

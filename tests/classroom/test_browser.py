@@ -2,8 +2,9 @@
 
 Both students join with the code and trade with each other; the instructor fires a
 crash and one student is liquidated and sees it on the trading screen; the
-leaderboard counts it; the server is killed during the round and both pages come back
-to the same accounts; pause stops trading with a clear message; the round ends; the
+leaderboard counts it; the console shows the web app's market screen (ticker, book,
+trades) and its liquidation screen (the feed, the cascade tree); the server is killed
+during the round and both pages come back to the same accounts; pause stops trading with a clear message; the round ends; the
 debrief and the exports contain the liquidation. Screenshots go to
 test-artifacts/classroom/.
 
@@ -119,11 +120,21 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
         await bob.fill("#price", "50000")
         await bob.click("#sell")
         await expect(bob.locator("#orders")).to_contain_text("SELL")
+        # the console shows the web app's market screen: the ticker, Bob's offer in the
+        # book, and the symbol picker offers the game's instruments
+        await expect(teacher.locator("#t-mark")).to_have_text("50,000.00")
+        await expect(teacher.locator("#book-asks .row", has_text="50000.00")).to_contain_text(
+            "0.500"
+        )
+        assert await teacher.locator("#symbol option").all_text_contents() == ["BTCUSDT"]
+        await expect(teacher.locator("#status")).to_have_text("TRADING")
         await ada.select_option("#type", "MARKET")
         await ada.fill("#qty", "0.500")
         await ada.click("#buy")
         await expect(ada.locator("#pos-qty")).to_have_text("0.500")
         await expect(bob.locator("#pos-qty")).to_have_text("-0.500")
+        await expect(teacher.locator("#trades tr:not([hidden])").first).to_contain_text("50000.00")
+        await expect(teacher.locator("#book-asks .row", has_text="50000.00")).to_have_count(0)
         await shot(ada, "02-student-long")
         # the server dies during the round; both pages come back to the same accounts
         srv.kill()
@@ -134,6 +145,10 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
         await expect(ada.locator("#pos-qty")).to_have_text("0.500", timeout=10_000)
         await expect(bob.locator("#pos-qty")).to_have_text("-0.500")
         await expect(teacher.locator("#state")).to_have_text("running", timeout=10_000)
+        # the console's market views reconnect by themselves (their feed is live: what
+        # passed while disconnected is not in it, and it says so)
+        await expect(teacher.locator("#conn")).to_have_text("live", timeout=20_000)
+        await expect(teacher.locator("#feed-count")).to_contain_text("reconnected")
         # the crash: −5 % at once liquidates a 50x long
         await teacher.fill("#shock-size", "-5")
         await teacher.fill("#shock-over", "0")
@@ -148,6 +163,18 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
         await expect(
             teacher.locator("#board tr", has_text="Ada").locator("td").nth(5)
         ).to_have_text("1")
+        # the console's liquidation screen (reconnected by itself after the restart) has
+        # Ada's liquidation in its feed, at the crash's mark, and its cascade as a tree
+        feed = teacher.locator("#feed tr:not([hidden])")
+        await expect(feed).to_have_count(1, timeout=10_000)
+        await expect(feed.first).to_contain_text("LONG")
+        await expect(feed.first).to_contain_text("0.500")
+        await expect(feed.first).to_contain_text("47500.00")
+        await expect(teacher.locator("#feed-count")).to_contain_text("1 received")
+        await expect(teacher.locator("#liq-fund")).to_have_text("100,000.00 USDT")
+        await expect(teacher.locator("#cascade-tree .node")).to_have_count(1)
+        await expect(teacher.locator("#cascade-summary")).to_contain_text("Liquidations")
+        await expect(teacher.locator("#price-chart .main-svg").first).to_be_attached()
         await shot(teacher, "04-console-after-crash")
         # the students table speaks units (0.500 BTCUSDT, 52,290.9), not lots and ticks
         import re
@@ -188,6 +215,9 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
         await expect(debrief.locator(".js-plotly-plot").first).to_be_visible()
         await shot(debrief, "06-debrief")
         assert not errors, errors
+    except BaseException:
+        srv.stop()  # a failure above must not leave the server running
+        raise
     finally:
         await browser.close()
         await pw.stop()
@@ -201,4 +231,67 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
                 board = await r.text()
             assert "Ada" in board
     finally:
+        srv.stop()
+
+
+SYMBOLS_GAME = """
+name = "Two symbols"
+starting_balance = "10000"
+[[instruments]]
+symbol = "BTCUSDT"
+initial_index = "50000"
+[[instruments]]
+symbol = "ETHUSDT"
+initial_index = "3000"
+[[rounds]]
+duration = "10m"
+"""
+
+
+@pytest.mark.slow
+async def test_the_console_offers_the_games_symbols(tmp_path: Path) -> None:
+    """The console's symbol picker lists the game's instruments (not one an operator
+    added to the exchange), and switching it moves the mounted views to that symbol."""
+    _chromium_or_skip()
+    from playwright.async_api import async_playwright, expect
+
+    from exchange.testing import Probe
+
+    game = tmp_path / "game.toml"
+    game.write_text(SYMBOLS_GAME)
+    ws_port, http_port = free_port(), free_port()
+    srv = Server(game, tmp_path / "game.db", ws_port, http_port)
+    base = f"http://127.0.0.1:{http_port}"
+    srv.start()
+    pw = await async_playwright().start()
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    try:
+        async with Probe(f"ws://127.0.0.1:{ws_port}") as adm:
+            await adm.call("session.logon", adminToken=ADMIN)
+            sol = {
+                "symbol": "SOLUSDT", "base_asset": "SOL", "tick_size": "0.01", "step_size": "0.1",
+                "max_qty": "100000", "max_leverage": 20, "min_notional": "5",
+                "brackets": [{"cap": "1000000", "max_leverage": 20, "mmr": "0.01"}],
+            }  # fmt: skip
+            await adm.call("admin.addInstrument", instrument=sol)
+            info = await adm.call("exchangeInfo")
+        assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+        teacher = await (await browser.new_context()).new_page()
+        errors: list[str] = []
+        teacher.on("pageerror", lambda e: errors.append(str(e)))
+        await teacher.goto(f"{base}/class/console")
+        await teacher.fill("#token", ADMIN)
+        await teacher.click("#login button")
+        await expect(teacher.locator("#t-mark")).to_have_text("50,000.00")
+        options = teacher.locator("#symbol option")
+        await expect(options).to_have_count(2)
+        assert await options.all_text_contents() == ["BTCUSDT", "ETHUSDT"]
+        await teacher.select_option("#symbol", "ETHUSDT")
+        await expect(teacher.locator("#t-mark")).to_have_text("3,000.00")
+        await expect(teacher.locator("#ladder .row.mark")).to_contain_text("3000")
+        await expect(teacher.locator("#status")).to_have_text("HALTED")  # the lobby
+        assert not errors, errors
+    finally:
+        await browser.close()
+        await pw.stop()
         srv.stop()

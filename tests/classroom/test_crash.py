@@ -4,10 +4,19 @@ same database; students come back to the same accounts, the round resumes where 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+from sqlalchemy import select
 
+from exchange.classroom.journal import classroom_journal
+from exchange.core import commands as C
+from exchange.core.engine import FUND
+from exchange.store import journal as J
+from exchange.store import recover
+from exchange.store.db import Database
 from exchange.testing import Probe
 from tests.classroom.helpers import ADMIN, Server, free_port
 
@@ -99,5 +108,129 @@ async def test_kill_during_a_round_and_come_back(tmp_path: Path) -> None:
             assert pos_after["entryPrice"] == pos_before["entryPrice"]
             await asyncio.sleep(1.0)
             assert (await overview(s, base))["status"]["secondsLeft"] < ov["status"]["secondsLeft"]
+    finally:
+        srv.stop()
+
+
+BOT_GAME = """
+name = "Bots restart"
+starting_balance = "10000"
+[[instruments]]
+symbol = "BTCUSDT"
+initial_index = "50000"
+mark_method = "index"
+[[bots]]
+kind = "market_maker"
+count = 1
+size = "0.05"
+seed = 1
+[[bots]]
+kind = "noise"
+count = 2
+size = "0.02"
+seed = 2
+[[rounds]]
+duration = "10m"
+clock_speed = 10
+[rounds.scenario]
+volatility = "1"
+seed = 5
+"""
+
+
+def _commands(url: str) -> list[Any]:
+    """The exchange journal's commands, in order."""
+    db = Database(url, immediate=False)
+    try:
+        out = []
+        for item in J.read_commands(db):
+            assert not isinstance(item, J.Damage), item
+            out.append(item[1])
+        return out
+    finally:
+        db.dispose()
+
+
+def _bot_records(url: str) -> list[dict[str, Any]]:
+    db = Database(url, immediate=False)
+    try:
+        with db.connect() as conn:
+            rows = conn.execute(
+                select(classroom_journal.c.payload).order_by(classroom_journal.c.idx)
+            ).all()
+    finally:
+        db.dispose()
+    return [r for r in (json.loads(row[0]) for row in rows) if r["kind"].startswith("bot")]
+
+
+async def _wait_for_orders(url: str, accounts: set[int], after: int) -> list[Any]:
+    """Wait until each of `accounts` has placed an order after command `after`."""
+    for _ in range(300):
+        cmds = _commands(url)
+        placed = {c.account for c in cmds[after:] if isinstance(c, C.PlaceOrder)}
+        if accounts <= placed:
+            return cmds
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the bots {sorted(accounts)} did not all trade; placed: {placed}")
+
+
+async def test_bots_come_back_on_their_accounts(tmp_path: Path) -> None:
+    """Kill the server while the bots trade, start it again on the same database: the
+    bots trade on the same accounts, no account is created and nothing is deposited
+    again, and money is conserved."""
+    game = tmp_path / "game.toml"
+    game.write_text(BOT_GAME)
+    ws_port, http_port = free_port(), free_port()
+    url = f"sqlite:///{tmp_path / 'game.db'}"
+    srv = Server(game, tmp_path / "game.db", ws_port, http_port, bots=True)
+    base = f"http://127.0.0.1:{http_port}"
+    srv.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(
+                f"{base}/class/api/admin/action",
+                json={"action": "start"},
+                headers={"X-Admin-Token": ADMIN},
+            ) as r,
+        ):
+            assert r.status == 200
+        for _ in range(300):  # the bots start after the server has printed its address
+            records = _bot_records(url)
+            if sum(r["kind"] == "bot_funded" for r in records) >= 3:
+                break
+            await asyncio.sleep(0.2)
+        bots = {r["bot"]: r["account"] for r in records if r["kind"] == "bot"}
+        assert sorted(bots) == ["0.0", "1.0", "1.1"]
+        assert sorted(r["bot"] for r in records if r["kind"] == "bot_funded") == sorted(bots)
+        accounts = set(bots.values())
+        await _wait_for_orders(url, accounts, 0)
+        srv.kill()
+
+        before = _commands(url)
+        created = [c.account for c in before if isinstance(c, C.CreateAccount)]
+        deposits = [(c.account, c.amount) for c in before if isinstance(c, C.Deposit)]
+        assert sorted(created) == sorted(accounts)
+        mm = bots["0.0"]
+        assert sorted(deposits) == sorted(
+            [(mm, 5_000_000 * 10**8)] + [(bots[b], 200_000 * 10**8) for b in ("1.0", "1.1")]
+        )
+        ex, _ = recover(url)
+        traded = {a for a in accounts if ex.accounts[a].seats}
+        assert traded, "no bot has a position or an order before the crash"
+
+        srv.start()
+        after = await _wait_for_orders(url, accounts, len(before))
+        srv.stop()
+        new = after[len(before) :]
+        assert not [c for c in new if isinstance(c, C.CreateAccount)]
+        assert not [c for c in new if isinstance(c, C.Deposit | C.Withdraw)]
+        placed = {c.account for c in new if isinstance(c, C.PlaceOrder)}
+        assert placed == accounts  # the same accounts, and only they
+        assert _bot_records(url) == records  # nothing journaled again
+        ex, _ = recover(url)
+        held, net = ex.conservation("USDT")
+        assert held == net == 5_400_000 * 10**8
+        assert set(ex.accounts) - {FUND} == accounts
     finally:
         srv.stop()

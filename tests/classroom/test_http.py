@@ -151,5 +151,20 @@ async def test_pages_are_served_with_the_security_headers(tmp_path: Path) -> Non
                 assert "innerHTML" not in text
         async with s.get(cs.http_url + "/class/static/plotly.min.js") as r:
             assert r.status == 200 and len(await r.read()) > 1_000_000
+        # the console mounts the web app's views: their modules, styles and plotly come
+        # from the web app's routes on the same origin, under the same policy
+        async with s.get(cs.http_url + "/class/console") as r:
+            page = await r.text()
+        assert "<script>" not in page and "onclick=" not in page  # no inline script
+        assert '<script src="/vendor/plotly.min.js" defer>' in page
+        assert 'href="/static/views.css"' in page
+        for path in ("/static/live.js", "/static/market.js", "/static/liquidations.js",
+                     "/static/wsworker.js", "/static/views.css", "/vendor/plotly.min.js"):  # fmt: skip
+            async with s.get(cs.http_url + path) as r:
+                assert r.status == 200, path
+                assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+                assert path.startswith("/vendor/") or "innerHTML" not in await r.text(), path
+        async with s.get(cs.http_url + "/class/static/console.js") as r:
+            assert 'from "/static/live.js"' in await r.text()
         async with s.get(cs.http_url + "/class/static/../serving.py") as r:
             assert r.status in (403, 404)

@@ -51,6 +51,12 @@ async def test_the_market_screen_shows_the_book_and_trades(web: Web, browser: An
     assert await page.inner_text("#status") == "TRADING"
     assert await page.inner_text("#conn") == "live"
     await until(page, "document.querySelector('#price-chart .main-svg') !== null")
+    # the chart grows as marks arrive (one a second from the ticker poll at least): its
+    # series are extended in place, and plotly redraws them only when told they changed
+    await until(
+        page,
+        "document.querySelectorAll('#price-chart .scatterlayer .trace:first-child .point').length >= 3",
+    )
     await shoot(page, "market")
     await web.admin.call("admin.halt", symbol=SYM)
     await until(page, "document.querySelector('#status').textContent === 'HALTED'")

@@ -1,6 +1,9 @@
-// The instructor console: game controls, the leaderboard and every student's risk.
-// The admin token is kept in this tab's sessionStorage and sent as X-Admin-Token.
+// The instructor console: game controls, the web app's market and liquidation views
+// (its own modules, mounted into two sections: one code path), the leaderboard and
+// every student's risk. The admin token is kept in this tab's sessionStorage and sent
+// as X-Admin-Token; the views need none (public streams on the page's own origin).
 import { $, api, el, fillTable, setText } from "./common.js";
+import { Live } from "/static/live.js";
 
 let token = sessionStorage.getItem("mc.admin") || "";
 const adm = (path, opts = {}) => api(path, { ...opts, headers: { ...(opts.headers || {}), "X-Admin-Token": token } });
@@ -24,6 +27,18 @@ async function hold(symbol, held) {
   refresh();
 }
 
+let live = null; // the market views, mounted once the console is open
+
+function mountViews(symbols) {
+  if (!live) {
+    $("market-section").hidden = false;
+    $("liquidations-section").hidden = false;
+    live = new Live({ picker: $("symbol"), status: $("status"), conn: $("conn"), ticker: $("ticker"),
+      market: $("market-view"), liquidations: $("liquidations-view") });
+  }
+  live.offer(symbols); // the symbol picker follows the game's instruments
+}
+
 async function refresh() {
   if (!token) return;
   let o;
@@ -41,6 +56,7 @@ async function refresh() {
   setText("join-code", o.joinCode); setText("join-url", o.joinUrl || "");
   setText("banner", s.message);
   $("reveal").checked = s.revealed;
+  mountViews(s.symbols.map((m) => m.symbol));
   $("symbols").replaceChildren(...s.symbols.map((m) => el("button", {
     class: m.halted ? "danger" : "secondary",
     text: `${m.symbol}: ${m.halted ? "halted" : "trading"}${m.heldBy ? ` (held by ${m.heldBy})` : ""} — ${m.heldBy === "instructor" ? "resume" : "halt"}`,

@@ -1,6 +1,8 @@
 // The liquidation screen: the live feed (every liquidation kept, the newest shown), one
 // tree per cascade (rows = generations, edges = parent → child) with its mark path and
-// summary, and the liquidation-price ladder (polled: market.liquidationLadder).
+// summary, and the liquidation-price ladder (polled: market.liquidationLadder). It
+// builds its panels into the element it is given (the web app's #screen-liquidations,
+// or a section of the classroom's instructor console).
 import { $, h, svg, clear, setText, RowPool, fmtTime, num } from "./dom.js";
 import { markDirty, noteSeq } from "./sched.js";
 
@@ -18,11 +20,33 @@ function closedBy(d) {
   return parts.join(" · ") || "–";
 }
 
+function panels() {
+  const th = (...names) => h("tr", {}, ...names.map((n) => h("th", { text: n })));
+  return h("div", { class: "grid-liq" },
+    h("div", { class: "panel feed-panel" },
+      h("h2", {}, "Liquidations ", h("small", { id: "feed-count", text: "none yet" }),
+        h("span", { class: "fund" }, "Insurance fund ", h("b", { id: "liq-fund", text: "–" }))),
+      h("table", { class: "feed" },
+        h("thead", {}, th("Time", "Cascade", "Gen", "Side", "Size", "Trigger mark", "Bankruptcy", "Closed by", "Fund Δ")),
+        h("tbody", { id: "feed" }))),
+    h("div", { class: "panel" },
+      h("h2", {}, "Liquidation-price ladder ", h("small", { id: "ladder-info" })),
+      h("div", { class: "ladder-head" }, h("span", { text: "Longs liquidated" }), h("span", { text: "Price" }), h("span", { text: "Shorts liquidated" })),
+      h("div", { id: "ladder", class: "ladder" })),
+    h("div", { class: "panel cascade-panel" },
+      h("h2", {}, "Cascade ", h("select", { id: "cascade-pick", "aria-label": "Cascade" }), " ", h("small", { id: "cascade-info" })),
+      h("div", { id: "cascade-summary", class: "summary" }),
+      h("div", { id: "cascade-tree", class: "tree" }),
+      h("div", { id: "cascade-path", class: "chart small" })));
+}
+
 export class LiquidationScreen {
-  constructor(app) {
+  constructor(app, root) {
     this.app = app;
-    this.pool = new RowPool($("#feed"), 9, FEED_ROWS);
-    this.pick = $("#cascade-pick");
+    this.root = root;
+    root.append(panels());
+    this.pool = new RowPool(this.$("#feed"), 9, FEED_ROWS);
+    this.pick = this.$("#cascade-pick");
     this.pick.addEventListener("change", () => {
       this.follow = this.pick.value === "latest";
       this.selected = this.follow ? this.latest : Number(this.pick.value);
@@ -30,8 +54,13 @@ export class LiquidationScreen {
     });
     this.onLiq = (d) => this.liquidation(d);
     this.onCascade = (d) => this.cascadeEnded(d);
+    this.gaps = 0; // reconnections: the feed is live, what passed meanwhile is not in it
     this.reset();
     setInterval(() => this.pollLadder(), 1000);
+  }
+
+  $(sel) {
+    return $(sel, this.root);
   }
 
   reset() {
@@ -42,6 +71,7 @@ export class LiquidationScreen {
     this.selected = null;
     this.follow = true;
     this.ladder = null;
+    markDirty("pick", () => this.renderPick());
   }
 
   streams(sym) {
@@ -83,6 +113,16 @@ export class LiquidationScreen {
     if (d.cascadeId === this.selected) markDirty("tree", () => this.renderTree());
   }
 
+  /** The insurance fund's balance (from the ticker's poll), beside the feed's Fund Δ. */
+  fund(text) {
+    setText(this.$("#liq-fund"), text);
+  }
+
+  reconnected() {
+    this.gaps++;
+    markDirty("feed", () => this.renderFeed());
+  }
+
   renderFeed() {
     const items = [];
     for (let i = this.feed.length - 1; i >= 0 && items.length < FEED_ROWS; i--) {
@@ -90,7 +130,8 @@ export class LiquidationScreen {
       items.push([fmtTime(d.ts), d.cascadeId, d.generation, d.side, d.qty, d.triggerMark, d.bankruptcyPrice, closedBy(d), d.insuranceDelta]);
     }
     this.pool.fill(items, (i) => this.feed[this.feed.length - 1 - i].side);
-    setText($("#feed-count"), this.total > FEED_ROWS ? `${this.total} received, newest ${FEED_ROWS} shown` : `${this.total} received`);
+    const gaps = this.gaps ? ` · reconnected ${this.gaps}×: none received while disconnected` : "";
+    setText(this.$("#feed-count"), `${this.total} received${this.total > FEED_ROWS ? `, newest ${FEED_ROWS} shown` : ""}${gaps}`);
   }
 
   renderPick() {
@@ -108,8 +149,8 @@ export class LiquidationScreen {
 
   renderTree() {
     const c = this.cascades.get(this.selected);
-    const tree = $("#cascade-tree");
-    const summary = $("#cascade-summary");
+    const tree = this.$("#cascade-tree");
+    const summary = this.$("#cascade-summary");
     if (!c) {
       clear(tree);
       clear(summary);
@@ -151,7 +192,7 @@ export class LiquidationScreen {
       for (const [k] of items) summary.append(h("div", {}, h("span", { class: "k", text: k }), h("span", { class: "v" })));
     }
     items.forEach(([, v], i) => setText(summary.children[i].lastChild, v));
-    setText($("#cascade-info"), s && s.truncated ? "summary truncated" : "");
+    setText(this.$("#cascade-info"), s && s.truncated ? "summary truncated" : "");
   }
 
   buildTree(c, tree) {
@@ -193,8 +234,8 @@ export class LiquidationScreen {
 
   renderPath(c) {
     const Plotly = window.Plotly;
-    const el = $("#cascade-path");
-    if (!Plotly || this.app.tab !== "liquidations") return;
+    const el = this.$("#cascade-path");
+    if (!Plotly || !this.app.visible("liquidations")) return;
     this.pathKey = c.id;
     const path = (c.summary ? c.summary.pricePath : c.marks).map(num);
     Plotly.react(el, [{ type: "scatter", mode: "lines+markers", x: path.map((_, i) => i), y: path,
@@ -207,7 +248,7 @@ export class LiquidationScreen {
 
   async pollLadder() {
     const app = this.app;
-    if (!app.symbol || app.conn.state !== "open" || app.tab !== "liquidations") return;
+    if (!app.symbol || app.conn.state !== "open" || !app.visible("liquidations")) return;
     try {
       this.ladder = await app.conn.call("market.liquidationLadder", { symbol: app.symbol, buckets: LADDER_BUCKETS });
     } catch {
@@ -218,10 +259,10 @@ export class LiquidationScreen {
 
   renderLadder() {
     const L = this.ladder;
-    const box = $("#ladder");
+    const box = this.$("#ladder");
     clear(box);
     if (!L) return;
-    setText($("#ladder-info"), `bucket ${L.bucketSize} · longs ${L.longQty} (${L.longPositions}) · shorts ${L.shortQty} (${L.shortPositions})`);
+    setText(this.$("#ladder-info"), `bucket ${L.bucketSize} · longs ${L.longQty} (${L.longPositions}) · shorts ${L.shortQty} (${L.shortPositions})`);
     const max = Math.max(1e-12, ...L.longs.map((b) => num(b.qty)), ...L.shorts.map((b) => num(b.qty)));
     const row = (bucket, side) => {
       const q = num(bucket.qty);

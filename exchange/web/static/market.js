@@ -1,5 +1,7 @@
 // The market screen: order book with depth bars (patched in place; a gap in bookSeq
-// resyncs from a fresh snapshot), the trades tape, and the price chart.
+// resyncs from a fresh snapshot), the trades tape, and the price chart. It builds its
+// panels into the element it is given (the web app's #screen-market, or a section of
+// the classroom's instructor console).
 import { $, h, setText, RowPool, fmtTime, num } from "./dom.js";
 import { markDirty, noteSeq } from "./sched.js";
 
@@ -22,19 +24,43 @@ function bookRows(container) {
   return rows;
 }
 
+function panels() {
+  const th = (...names) => h("tr", {}, ...names.map((n) => h("th", { text: n })));
+  return h("div", { class: "grid-market" },
+    h("div", { class: "panel" },
+      h("h2", {}, "Order book ", h("small", { id: "book-seq" })),
+      h("div", { class: "book-head" }, h("span", { text: "Price" }), h("span", { text: "Size" }), h("span", { text: "Total" })),
+      h("div", { id: "book-asks", class: "book asks" }),
+      h("div", { id: "book-mid", class: "book-mid", text: "–" }),
+      h("div", { id: "book-bids", class: "book bids" })),
+    h("div", { class: "panel" },
+      h("h2", {}, "Price ", h("small", { text: "mark, index, last; ✕ = liquidation" })),
+      h("div", { id: "price-chart", class: "chart" })),
+    h("div", { class: "panel" },
+      h("h2", { text: "Trades" }),
+      h("table", { class: "tape" }, h("thead", {}, th("Time", "Price", "Size", "Taker")), h("tbody", { id: "trades" }))));
+}
+
 export class MarketScreen {
-  constructor(app) {
+  constructor(app, root) {
     this.app = app;
-    this.askRows = bookRows($("#book-asks"));
-    this.bidRows = bookRows($("#book-bids"));
-    this.tape = new RowPool($("#trades"), 4, TAPE);
+    this.root = root;
+    root.append(panels());
+    this.askRows = bookRows(this.$("#book-asks"));
+    this.bidRows = bookRows(this.$("#book-bids"));
+    this.tape = new RowPool(this.$("#trades"), 4, TAPE);
     this.chartAt = 0;
+    this.chartRevision = 0;
     this.reset();
     const conn = app.conn;
     this.onBook = (d) => this.book(d);
     this.onTrade = (d) => this.trade(d);
     this.onMark = (d) => this.mark(d);
     this.onLiq = (d) => this.liquidation(d);
+  }
+
+  $(sel) {
+    return $(sel, this.root);
   }
 
   reset() {
@@ -148,8 +174,8 @@ export class MarketScreen {
     paint(this.askRows, a, true);
     paint(this.bidRows, b, false);
     const spread = asks.length && bids.length ? (asks[0][0] - bids[0][0]).toFixed(2) : "–";
-    setText($("#book-mid"), `${this.lastPrice ?? "–"}   spread ${spread}`);
-    setText($("#book-seq"), `bookSeq ${this.bookSeq}${this.resyncs ? ` · ${this.resyncs} resyncs` : ""}`);
+    setText(this.$("#book-mid"), `${this.lastPrice ?? "–"}   spread ${spread}`);
+    setText(this.$("#book-seq"), `bookSeq ${this.bookSeq}${this.resyncs ? ` · ${this.resyncs} resyncs` : ""}`);
   }
 
   renderTape() {
@@ -164,8 +190,8 @@ export class MarketScreen {
     const Plotly = window.Plotly;
     if (!Plotly) return;
     const s = this.series;
-    const el = $("#price-chart");
-    if (this.app.tab !== "market") return; // hidden: drawn when shown (no forced layout)
+    const el = this.$("#price-chart");
+    if (!this.app.visible("market")) return; // hidden: drawn when shown (no forced layout)
     // markers too while there are few points, so a quiet market still shows them
     const mode = s.t.length < 200 ? "lines+markers" : "lines";
     const line = (name, y, color, dash) => ({ type: "scatter", mode, name, x: s.t, y, marker: { size: 4, color },
@@ -181,6 +207,9 @@ export class MarketScreen {
       margin: { l: 60, r: 10, t: 10, b: 30 }, legend: { orientation: "h", y: 1.08 },
       xaxis: { gridcolor: "#26303b" }, yaxis: { gridcolor: "#26303b", tickformat: ",.1f" },
       uirevision: "keep",
+      // the series arrays are extended in place: Plotly.react redraws them only when
+      // datarevision changes (same arrays, same revision: it skips the data)
+      datarevision: ++this.chartRevision,
     }, { displayModeBar: false, responsive: true });
   }
 }
