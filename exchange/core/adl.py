@@ -57,15 +57,20 @@ def rank_once(
 ) -> list[Seat]:
     """The side's eligible seats (not the fund's, not `exclude`) ranked from scratch:
     O(N log N) comparisons, the cheaper way for a few seats or a single read."""
-    ranked: list[tuple[int, int, Seat]] = []  # (num, den, seat) in account order
-    for acct_id, seat in sorted(side.items()):
-        qty = seat.qty
-        if acct_id in (exclude, FUND) or qty == 0 or (qty < 0) != shorts:
-            continue
-        ranked.append((*adl_score(seat, mark, lot_value), seat))
-    if len(ranked) > 1:
-        # highest score first; the sort is stable, so equal scores stay in account order
-        ranked.sort(key=_ORDER)
+    eligible = [
+        seat
+        for acct_id, seat in (sorted(side.items()) if len(side) > 1 else side.items())
+        if acct_id != exclude
+        and acct_id != FUND
+        and seat.qty != 0
+        and (seat.qty < 0) == shorts
+    ]
+    if len(eligible) < 2:
+        return eligible  # one seat (a cascade against one big holder): nothing to score
+    # (num, den, seat) in account order
+    ranked = [(*adl_score(seat, mark, lot_value), seat) for seat in eligible]
+    # highest score first; the sort is stable, so equal scores stay in account order
+    ranked.sort(key=_ORDER)
     return [s for _, _, s in ranked]
 
 

@@ -43,34 +43,39 @@ class Cascades(Room):
     def _cascade(self, m: Market) -> bool:
         """Liquidate every position the mark has crossed, and every one that the
         resulting mark moves cross in turn. Returns whether anything was liquidated."""
-        queue: deque[tuple[Seat, int, int | None, int]] = deque()
-        if m.queued:
-            for a in m.queued:
-                queue.append((self.accounts[a].seats[m.inst.symbol], 0, None, m.mark))
-            m.queued = []
-        queue.extend((s, 0, None, m.mark) for s in self._due(m))
-        if not queue:
-            return False
-        quote = m.inst.quote_asset
-        fund = self.accounts[FUND]
-        cas = Cascade(self.next_cascade_id, m.inst.symbol, fund.available.get(quote, 0))
-        self.next_cascade_id += 1
         # A cascade allocates many objects that all live on (its events, the liquidation
         # orders) and no garbage cycles: the cyclic collector would only traverse the
         # whole heap again and again as they accumulate. It is paused meanwhile (and
-        # left as it was found); nothing it does is observable in the state or events.
+        # left as it was found), from taking the due positions out on; nothing it does
+        # is observable in the state or events.
         paused = gc.isenabled()
         if paused:
             gc.disable()
-        # the ADL ranks of this cascade (adl.py), kept up to date between liquidations
-        owner = self._adl_ranks is None
-        if owner:
-            self._adl_ranks = {}
         try:
-            truncated = self._liquidate_queue(m, queue, cas)
-        finally:
+            queue: deque[tuple[Seat, int, int | None, int]] = deque()
+            mark = m.mark
+            if m.queued:
+                seats = self.accounts
+                symbol = m.inst.symbol
+                queue.extend([(seats[a].seats[symbol], 0, None, mark) for a in m.queued])
+                m.queued = []
+            queue.extend([(s, 0, None, mark) for s in self._due(m)])
+            if not queue:
+                return False
+            quote = m.inst.quote_asset
+            fund = self.accounts[FUND]
+            cas = Cascade(self.next_cascade_id, m.inst.symbol, fund.available.get(quote, 0))
+            self.next_cascade_id += 1
+            # the ADL ranks of this cascade (adl.py), kept up to date between liquidations
+            owner = self._adl_ranks is None
             if owner:
-                self._adl_ranks = None
+                self._adl_ranks = {}
+            try:
+                truncated = self._liquidate_queue(m, queue, cas)
+            finally:
+                if owner:
+                    self._adl_ranks = None
+        finally:
             if paused:
                 gc.enable()
         if cas.count == 0 and not truncated:
@@ -186,7 +191,14 @@ class Cascades(Room):
         seat.orders[oid] = o
         seat.pending[side] += qty
         fills: list[tuple[int, int]] = []
-        if m.book.bids if side == SELL else m.book.asks:  # else nothing to match
+        book = m.book
+        if side == SELL:
+            best = book.best_bid()
+            crosses = best is not None and best >= price
+        else:
+            best = book.best_ask()
+            crosses = best is not None and best <= price
+        if crosses:  # else nothing can match (most of a big cascade's positions)
             out = self._out
             start = len(out)
             self._match(m, o, price, True)

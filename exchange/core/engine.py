@@ -319,15 +319,8 @@ class Exchange(
                     continue
                 break
             mark = m.mark
-            quiet = m.quiet
-            if mon.version == quiet[0] and mark == quiet[1]:
-                break  # neither the monitor nor the mark moved since nothing was due
-            if not (
-                (mon.longs and mon.longs[-1][0] >= mark > 0)
-                or (mon.shorts and 0 < mon.shorts[0][0] <= mark)
-            ):
-                m.quiet = (mon.version, mark)
-                break
+            if mark <= 0 or mon.quiet(mark):
+                break  # nothing is due (O(1), see `MarginMonitor.quiet`)
             if self._cascade(m):
                 continue
             break

@@ -14,6 +14,10 @@ from sortedcontainers import SortedList
 from .ladder import LiquidationLadder
 
 
+def _most_endangered_long(entry: tuple[int, int]) -> tuple[int, int]:
+    return -entry[0], entry[1]
+
+
 class MarginMonitor:
     __slots__ = (
         "longs",
@@ -56,7 +60,12 @@ class MarginMonitor:
         return len(self.keys)
 
     def update(self, account: int, qty: int, tick: int) -> None:
-        """Place the account's position at `tick` (remove it when flat or tick ≤ 0). O(log N)."""
+        """Place the account's position at `tick` (remove it when flat or tick ≤ 0). O(log N).
+
+        A side found quiet at a mark (nothing due there) stays quiet through removals
+        and through additions the mark does not cross, so `pop_due` at the same mark
+        after them is O(1): a cascade re-indexes its counterparties after every
+        liquidation without making the monitor look again."""
         if self.ladder is not None:
             self.ladder.set(account, qty, tick)
         old = self.keys.get(account)
@@ -66,22 +75,53 @@ class MarginMonitor:
                 return
             if old[0] > 0:
                 self.longs.remove((old[1], account))
-                self.long_version += 1
+                v = self.long_version
+                self.long_version = v + 1
+                if self.long_quiet[0] == v:
+                    self.long_quiet = (v + 1, self.long_quiet[1])
             else:
                 self.shorts.remove((old[1], account))
-                self.short_version += 1
+                v = self.short_version
+                self.short_version = v + 1
+                if self.short_quiet[0] == v:
+                    self.short_quiet = (v + 1, self.short_quiet[1])
             del self.keys[account]
             self.version += 1
         if side == 0 or tick <= 0:
             return
         if side > 0:
             self.longs.add((tick, account))
-            self.long_version += 1
+            v = self.long_version
+            self.long_version = v + 1
+            quiet = self.long_quiet
+            if quiet[0] == v and tick < quiet[1]:  # due when mark <= tick: not at that mark
+                self.long_quiet = (v + 1, quiet[1])
         else:
             self.shorts.add((tick, account))
-            self.short_version += 1
+            v = self.short_version
+            self.short_version = v + 1
+            quiet = self.short_quiet
+            if quiet[0] == v and tick > quiet[1]:  # due when mark >= tick: not at that mark
+                self.short_quiet = (v + 1, quiet[1])
         self.keys[account] = (side, tick, account)
         self.version += 1
+
+    def quiet(self, mark: int) -> bool:
+        """Whether no position is due at `mark` (> 0). O(1); remembers the answer per
+        side, so asking again after changes the mark does not cross costs two compares."""
+        quiet = self.long_quiet
+        if quiet[0] != self.long_version or quiet[1] != mark:
+            maxes = self.longs._maxes  # the largest tick, without SortedList's indexing
+            if maxes and maxes[-1][0] >= mark:
+                return False
+            self.long_quiet = (self.long_version, mark)
+        quiet = self.short_quiet
+        if quiet[0] != self.short_version or quiet[1] != mark:
+            lists = self.shorts._lists  # the smallest tick
+            if lists and lists[0][0][0] <= mark:
+                return False
+            self.short_quiet = (self.short_version, mark)
+        return True
 
     def remove(self, account: int) -> None:
         self.update(account, 0, 0)
@@ -89,30 +129,32 @@ class MarginMonitor:
     def pop_due(self, mark: int) -> list[int]:
         """Remove and return every account whose liquidation tick the mark has crossed,
         most endangered first (longs by tick descending, then shorts ascending),
-        ties by account id. O(log N + k)."""
+        ties by account id. O(log N + k); O(1) when the sides are quiet at `mark`.
+        Afterwards both sides are quiet at `mark`."""
         due: list[int] = []
-        longs, shorts = self.longs, self.shorts
         quiet = self.long_quiet
         if quiet[0] != self.long_version or quiet[1] != mark:
-            if longs and longs[-1][0] >= mark:
+            longs = self.longs
+            maxes = longs._maxes
+            if maxes and maxes[-1][0] >= mark:
                 i = longs.bisect_left((mark, -1))
                 group = list(longs.islice(i))
                 del longs[i:]
                 self.long_version += 1
-                group.sort(key=lambda t: (-t[0], t[1]))
-                due.extend(a for _, a in group)
-            else:
-                self.long_quiet = (self.long_version, mark)
+                group.sort(key=_most_endangered_long)
+                due.extend([a for _, a in group])
+            self.long_quiet = (self.long_version, mark)
         quiet = self.short_quiet
         if quiet[0] != self.short_version or quiet[1] != mark:
-            if shorts and shorts[0][0] <= mark:
+            shorts = self.shorts
+            lists = shorts._lists
+            if lists and lists[0][0][0] <= mark:
                 j = shorts.bisect_left((mark + 1, -1))
                 group = list(shorts.islice(0, j))
                 del shorts[:j]
                 self.short_version += 1
-                due.extend(a for _, a in group)
-            else:
-                self.short_quiet = (self.short_version, mark)
+                due.extend([a for _, a in group])
+            self.short_quiet = (self.short_version, mark)
         if due:
             self.version += 1
             keys = self.keys
