@@ -109,6 +109,8 @@ class Cascades(Room):
         update_mark = self._update_mark
         due = self._due
         path = cas.path
+        book = m.book
+        seen: tuple[int, int] | None = None  # (next trade id, book seq) at the last mark update
         while queue:
             seat, gen, parent, trigger = queue.popleft()
             if cas.count >= max_count or gen >= max_gen:
@@ -135,9 +137,14 @@ class Cascades(Room):
             if not path or path[-1] != trigger:
                 path.append(trigger)
             flush(m)
-            if update_mark(m):
-                self._fire_stops(m)
-                flush(m)
+            # the mark's inputs (index, last, the book, the time) move only with a trade
+            # or a book change: without one the mark is as it was
+            inputs = (self.next_trade_id, book.seq)
+            if inputs != seen:
+                seen = inputs
+                if update_mark(m):
+                    self._fire_stops(m)
+                    flush(m)  # (what the stops did is seen at the next update)
             more = due(m)
             if more:
                 mark = m.mark
@@ -305,7 +312,12 @@ class Cascades(Room):
         opposite = m.sides[1 if shorts else 0]
         ranks = self._adl_ranks
         symbol = m.inst.symbol
-        if ranks is None or len(opposite) <= SMALL_SIDE:
+        if len(opposite) == 1:  # one holder (the fund's own seat is added below)
+            ((acct_id, seat),) = opposite.items()
+            qty = seat.qty
+            eligible = acct_id != exclude and acct_id != FUND and qty and (qty < 0) == shorts
+            out = [seat] if eligible else []
+        elif ranks is None or len(opposite) <= SMALL_SIDE:
             out = rank_once(opposite, m.mark, m.inst.lot_value, shorts, exclude)
         else:
             rank_or_none = ranks.get((symbol, shorts))

@@ -319,8 +319,12 @@ class Exchange(
                     continue
                 break
             mark = m.mark
+            quiet = m.quiet
+            if mon.version == quiet[0] and mark == quiet[1]:
+                break  # neither the monitor nor the mark moved since nothing was due
             if mark <= 0 or mon.quiet(mark):
-                break  # nothing is due (O(1), see `MarginMonitor.quiet`)
+                m.quiet = (mon.version, mark)
+                break
             if self._cascade(m):
                 continue
             break

@@ -65,14 +65,41 @@ def test_pop_due_at_the_edge_tick() -> None:
 def test_check_detects_a_corrupted_index() -> None:
     m = MarginMonitor()
     m.update(1, 1, 100)
-    m.longs.remove((100, 1))
+    m.long_heap.remove((-100, 1))
     with pytest.raises(AssertionError):
         m._check()
     m = MarginMonitor()
-    m.update(1, 1, 100)
-    m.shorts.add((50, 2))
+    m.update(1, -1, 100)
+    m.keys[1] = (-1, 50, 1)  # held at a tick its side has no entry for
     with pytest.raises(AssertionError):
         m._check()
+    m = MarginMonitor()
+    for a in range(1, 5):
+        m.update(a, -1, 100 - a)
+    m.short_heap.reverse()  # no longer a heap
+    with pytest.raises(AssertionError):
+        m._check()
+
+
+def test_stale_entries_never_resurface_and_are_compacted() -> None:
+    m = MarginMonitor()
+    # one account moved back and forth: its older entries go stale, one stays live
+    for tick in (100, 120, 100, 90, 100):
+        m.update(1, 1, tick)
+    m.update(2, -1, 300)
+    m.update(2, 1, 95)  # a flip: its short entry goes stale
+    m._check()
+    assert m.longs == [(95, 2), (100, 1)] and m.shorts == []
+    assert m.quiet(101) and not m.quiet(100)
+    assert m.pop_due(90) == [1, 2]
+    assert m.pop_due(90) == [] and len(m) == 0 and m.quiet(1)
+    # many moves of few positions: the heaps stay within a bound of the live ones
+    for i in range(5_000):
+        m.update(i % 3 + 1, 1 if i % 2 else -1, 1_000 + i)
+    assert len(m.long_heap) + len(m.short_heap) <= 2 * (2 * len(m) + 64)
+    m._check()
+    assert m.due_scan(1) == [2, 3]  # the last moves: 2 and 3 long, 1 short
+    assert m.pop_due(1) == [2, 3] and list(m.keys) == [1]
 
 
 ops = st.lists(
