@@ -23,13 +23,18 @@ from .ladder import LiquidationLadder
 
 
 class MarginMonitor:
-    __slots__ = ("long_heap", "short_heap", "keys", "version", "ladder")
+    __slots__ = ("long_heap", "short_heap", "keys", "version", "calm", "ladder")
 
     def __init__(self) -> None:
         self.long_heap: list[tuple[int, int]] = []  # (−liq tick, account); due from the top
         self.short_heap: list[tuple[int, int]] = []  # (liq tick, account); due from the top
         self.keys: dict[int, tuple[int, int, int]] = {}  # account -> (side, tick, account)
         self.version = 0  # grows with every change of the positions held (for callers' caches)
+        # a mark at which nothing held is due (0: none known). Removals keep it true, and
+        # so do additions it does not cross: asking again at that mark is O(1), however
+        # often positions were re-indexed in between (a cascade's counterparties are,
+        # after every liquidation)
+        self.calm = 0
         # bucket aggregates for the public liquidation ladder, kept once someone asks
         self.ladder: LiquidationLadder | None = None
 
@@ -44,6 +49,7 @@ class MarginMonitor:
         self.keys = state["keys"]
         self.version = state.get("version", 0)
         self.ladder = None
+        self.calm = 0
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -85,12 +91,17 @@ class MarginMonitor:
             return
         keys[account] = (side, tick, account)
         self.version += 1
+        calm = self.calm
         if side > 0:
             heap = self.long_heap
             heappush(heap, (-tick, account))
+            if calm and tick >= calm:
+                self.calm = 0
         else:
             heap = self.short_heap
             heappush(heap, (tick, account))
+            if calm and tick <= calm:
+                self.calm = 0
         if len(heap) > 2 * len(keys) + 64:  # mostly stale: rebuild (amortized O(1))
             self._rebuild()
 
@@ -99,7 +110,9 @@ class MarginMonitor:
 
     def quiet(self, mark: int) -> bool:
         """Whether no position is due at `mark` (> 0). O(1) amortized (stale entries at
-        the top are dropped on the way)."""
+        the top are dropped on the way); O(1) at the mark last found calm."""
+        if mark == self.calm:
+            return True
         keys = self.keys
         heap = self.long_heap
         while heap:
@@ -121,12 +134,16 @@ class MarginMonitor:
             if tick <= mark:
                 return False
             break
+        self.calm = mark
         return True
 
     def pop_due(self, mark: int) -> list[int]:
         """Remove and return every account whose liquidation tick the mark has crossed,
         most endangered first (longs by tick descending, then shorts ascending),
-        ties by account id. O((k + s) log N) for k due and s stale entries met."""
+        ties by account id. O((k + s) log N) for k due and s stale entries met; O(1)
+        at the mark last found calm. Afterwards nothing is due at `mark`."""
+        if mark == self.calm:
+            return []
         due: list[int] = []
         keys = self.keys
         heap = self.long_heap
@@ -153,6 +170,7 @@ class MarginMonitor:
             heappop(heap)
             del keys[a]
             due.append(a)
+        self.calm = mark
         if due:
             self.version += 1
             if self.ladder is not None:
@@ -177,6 +195,7 @@ class MarginMonitor:
                 assert (-tick, account) in longs, "monitor key missing from its side"
             else:
                 assert (tick, account) in shorts, "monitor key missing from its side"
+        assert not self.calm or not self.due_scan(self.calm), "a position is due at the calm mark"
         for heap in (self.long_heap, self.short_heap):
             for i in range(1, len(heap)):
                 assert heap[(i - 1) // 2] <= heap[i], "monitor side is not a heap"

@@ -330,8 +330,14 @@ class Orders(Room):
             mark = m.mark
             fee_rate = m.fee_rate
             buy = side == BUY
-            # oldest first (a cancel below removes only the order at hand)
-            for oid in sorted(orders):
+            if closing and apos >= seat.pending[side]:
+                # the position still covers every order on this side: none of them can
+                # increase it, and each holds at least its fee already (a reservation is
+                # consumed pro rata, rounded down): nothing to top up
+                continue
+            # oldest first (a seat's orders are held in id order; a cancel below removes
+            # only the order at hand)
+            for oid in list(orders):
                 o = orders[oid]
                 if o.side != side or o.reduce_only:
                     continue
@@ -407,7 +413,9 @@ class Orders(Room):
 
     def _open_orders_of(self, account: int, symbol: str) -> list[Order]:
         seat = self.accounts[account].seats.get(symbol)
-        return sorted(seat.orders.values(), key=lambda o: o.oid) if seat is not None else []
+        # a seat holds its orders in id order: each is added with a new, larger id (an
+        # amend replaces its entry in place)
+        return list(seat.orders.values()) if seat is not None else []
 
     def _cancel_all(self, cmd: C.CancelAllOrders) -> None:
         m = self._market(cmd.symbol)
@@ -589,6 +597,18 @@ class Orders(Room):
                 assert sorted(s.orders) == sorted(o.oid for o in opens), (
                     f"open orders off for {a.id}"
                 )
+                assert list(s.orders) == sorted(s.orders), f"seat {a.id} holds its orders unsorted"
+                m = self.markets[sym]
+                for o in opens:
+                    # what `_review_reservations` relies on: an order holds at least its fee
+                    if not o.reduce_only and o.type != "LIQUIDATION":
+                        worst = (
+                            o.price
+                            if o.type in LIMIT_KINDS
+                            else band_edge(m.inst, o.side, o.stop_price or m.mark)
+                        )
+                        fee = -((-o.remaining * worst * m.inst.lot_value * m.fee_rate) // RATE_ONE)
+                        assert o.reserved >= fee, f"order {o.oid} holds less than its fee"
                 for oid, o in s.orders.items():
                     assert self.orders[oid] is o, f"seat {a.id} holds a stale copy of order {oid}"
                 for side in (BUY, SELL):
