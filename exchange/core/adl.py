@@ -60,10 +60,7 @@ def rank_once(
     eligible = [
         seat
         for acct_id, seat in (sorted(side.items()) if len(side) > 1 else side.items())
-        if acct_id != exclude
-        and acct_id != FUND
-        and seat.qty != 0
-        and (seat.qty < 0) == shorts
+        if acct_id != exclude and acct_id != FUND and seat.qty != 0 and (seat.qty < 0) == shorts
     ]
     if len(eligible) < 2:
         return eligible  # one seat (a cascade against one big holder): nothing to score
