@@ -149,6 +149,15 @@ class Book:
         lists = self.asks._list._lists
         return lists[0][0] if lists else None
 
+    def top(self, buy: bool) -> int:
+        """The best price a taker meets: the lowest ask for a buy, the highest bid for a
+        sell. That side must not be empty. O(1)."""
+        if buy:
+            lowest: int = self.asks._list._lists[0][0]
+            return lowest
+        highest: int = self.bids._list._maxes[-1]
+        return highest
+
     def rest(self, o: Order) -> None:
         """Append `o` at the back of its price level. O(1), or O(log L) for a new level."""
         side = self.bids if o.side == BUY else self.asks
