@@ -301,13 +301,17 @@ class Cascades(Room):
         self._touch(seat)
         return amount
 
-    def adl_candidates(self, m: Market, long_liquidated: bool, exclude: int) -> list[Seat]:
+    def adl_candidates(
+        self, m: Market, long_liquidated: bool, exclude: int, lots: int = 0
+    ) -> list[Seat]:
         """Opposite positions ranked for auto-deleveraging (`adl.py`): by profit % ×
         effective leverage (profit % ÷ effective leverage when losing), highest first;
-        ties by account id; the insurance fund's own positions last. During a cascade
-        the rank is kept between liquidations and only the positions changed since are
-        re-scored: O(d log N + N) (the N a list copy); a side of at most `SMALL_SIDE`
-        positions, or a call outside a cascade, is ranked afresh: O(N log N)."""
+        ties by account id; the insurance fund's own positions last. With `lots`, the
+        list may end once its positions cover that many lots (a deleveraging of `lots`
+        never reads further). During a cascade the rank is kept between liquidations
+        and only the positions changed since are re-scored: O(d log N + k) for the k
+        seats returned; a side of at most `SMALL_SIDE` positions, or a call outside a
+        cascade, is ranked afresh: O(N log N)."""
         shorts = long_liquidated
         opposite = m.sides[1 if shorts else 0]
         ranks = self._adl_ranks
@@ -330,7 +334,9 @@ class Cascades(Room):
                 for (_, sym), seat in self._touched.items():
                     if sym == symbol:
                         dirty[seat.account] = seat
-            out = rank.ordered(exclude, shorts)
+            out = rank.ordered(exclude, shorts, lots)
+            if lots and sum(abs(s.qty) for s in out) >= lots:
+                return out  # covered: the fund's seat (last) is never reached
         fund = opposite.get(FUND)
         if fund is not None and exclude != FUND and fund.qty and (fund.qty < 0) == shorts:
             out.append(fund)
