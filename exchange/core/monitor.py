@@ -21,6 +21,9 @@ from typing import Any
 
 from .ladder import LiquidationLadder
 
+# past this many due positions on a side, `pop_due` takes the rest in one pass
+BULK = 64
+
 
 class MarginMonitor:
     __slots__ = ("long_heap", "short_heap", "keys", "version", "calm", "ladder")
@@ -140,13 +143,15 @@ class MarginMonitor:
     def pop_due(self, mark: int) -> list[int]:
         """Remove and return every account whose liquidation tick the mark has crossed,
         most endangered first (longs by tick descending, then shorts ascending),
-        ties by account id. O((k + s) log N) for k due and s stale entries met; O(1)
-        at the mark last found calm. Afterwards nothing is due at `mark`."""
+        ties by account id. O((k + s) log N) for k due and s stale entries met, or
+        O(N + k log k) in one pass once more than `BULK` are due (a crash); O(1) at
+        the mark last found calm. Afterwards nothing is due at `mark`."""
         if mark == self.calm:
             return []
         due: list[int] = []
         keys = self.keys
         heap = self.long_heap
+        n = 0
         while heap:
             neg, a = heap[0]
             k = keys.get(a)
@@ -155,10 +160,15 @@ class MarginMonitor:
                 continue
             if -neg < mark:
                 break
+            if n == BULK:
+                self.long_heap = self._take_all(heap, 1, -mark, due)
+                break
             heappop(heap)
             del keys[a]  # (a duplicate entry of the same position is stale from here on)
             due.append(a)
+            n += 1
         heap = self.short_heap
+        n = 0
         while heap:
             tick, a = heap[0]
             k = keys.get(a)
@@ -167,9 +177,13 @@ class MarginMonitor:
                 continue
             if tick > mark:
                 break
+            if n == BULK:
+                self.short_heap = self._take_all(heap, -1, mark, due)
+                break
             heappop(heap)
             del keys[a]
             due.append(a)
+            n += 1
         self.calm = mark
         if due:
             self.version += 1
@@ -177,6 +191,38 @@ class MarginMonitor:
                 for a in due:
                     self.ladder.set(a, 0, 0)
         return due
+
+    def _take_all(
+        self, heap: list[tuple[int, int]], side: int, edge: int, due: list[int]
+    ) -> list[tuple[int, int]]:
+        """Append to `due`, in heap order, the account of every live entry ≤ `edge` and
+        take it out of `keys`; return the side's new heap of the other entries.
+        O(N + k log k): the due are sorted as integers (entry · 2⁶⁴ + account, the
+        same order as the entries, account ids being below 2⁶³), far cheaper than
+        sorting tuples."""
+        keys = self.keys
+        if side > 0:
+            taken = [
+                (e[0] << 64) + e[1]
+                for e in heap
+                if e[0] <= edge and keys.get(e[1]) == (1, -e[0], e[1])
+            ]
+        else:
+            taken = [
+                (e[0] << 64) + e[1]
+                for e in heap
+                if e[0] <= edge and keys.get(e[1]) == (-1, e[0], e[1])
+            ]
+        taken.sort()
+        rest = [e for e in heap if e[0] > edge]
+        heapify(rest)
+        low = (1 << 64) - 1
+        for x in taken:
+            a = x & low
+            if a in keys:  # (a duplicate entry of a position taken just before is not)
+                del keys[a]
+                due.append(a)
+        return rest
 
     def due_scan(self, mark: int) -> list[int]:
         """The accounts `pop_due` would return, found by a full scan (for tests). O(N)."""

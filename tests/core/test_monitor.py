@@ -158,3 +158,35 @@ def test_engine_keeps_every_position_in_the_monitor_at_its_liquidation_tick() ->
     # closing a position takes it out
     s.trade(buyer=4, seller=2, qty=BTC // 2, price=px(50_000))
     assert 2 not in mon.keys
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    mark=st.one_of(st.sampled_from((1, 400)), st.integers(1, 400)),  # 1, 400: all of a side
+)
+def test_a_crash_taking_out_more_than_bulk_agrees_with_a_full_scan(seed: int, mark: int) -> None:
+    # past BULK due positions on a side `pop_due` takes the rest in one pass over the
+    # heap: with stale entries and duplicates of re-indexed positions in it
+    import random
+
+    from exchange.core.monitor import BULK
+
+    rng = random.Random(seed)
+    m = MarginMonitor()
+    for _ in range(10 * BULK):
+        m.update(rng.randint(1, 4 * BULK), rng.choice((-2, -1, 1, 2)), rng.randint(0, 400))
+    for _ in range(BULK):  # back and forth: duplicates of the same live entry
+        a = rng.randint(1, 4 * BULK)
+        if a in m.keys:
+            side, tick, _ = m.keys[a]
+            m.update(a, side, tick + 1)
+            m.update(a, side, tick)
+    m._check()
+    scan = m.due_scan(mark)
+    if mark in (1, 400):
+        assert len(scan) > BULK  # the one-pass path is taken
+    assert m.pop_due(mark) == scan
+    assert m.due_scan(mark) == [] and m.pop_due(mark) == []
+    assert not set(scan) & set(m.keys)
+    m._check()
