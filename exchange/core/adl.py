@@ -57,19 +57,27 @@ def rank_once(
 ) -> list[Seat]:
     """The side's eligible seats (not the fund's, not `exclude`) ranked from scratch:
     O(N log N) comparisons, the cheaper way for a few seats or a single read."""
-    ranked: list[tuple[int, int, Seat]] = []  # (num, den, seat) in account order
-    for acct_id, seat in sorted(side.items()):
-        qty = seat.qty
-        if acct_id in (exclude, FUND) or qty == 0 or (qty < 0) != shorts:
-            continue
-        ranked.append((*adl_score(seat, mark, lot_value), seat))
-    if len(ranked) > 1:
-        # highest score first; the sort is stable, so equal scores stay in account order
-        ranked.sort(key=_ORDER)
+    eligible = [
+        seat
+        for acct_id, seat in (sorted(side.items()) if len(side) > 1 else side.items())
+        if acct_id != exclude and acct_id != FUND and seat.qty != 0 and (seat.qty < 0) == shorts
+    ]
+    if len(eligible) < 2:
+        return eligible  # one seat (a cascade against one big holder): nothing to score
+    # (num, den, seat) in account order
+    ranked = [(*adl_score(seat, mark, lot_value), seat) for seat in eligible]
+    # highest score first; the sort is stable, so equal scores stay in account order
+    ranked.sort(key=_ORDER)
     return [s for _, _, s in ranked]
 
 
-_SEAT = itemgetter(2)
+_SEAT = itemgetter(3)
+
+
+def _coarse(num: int, den: int) -> int:
+    """floor(num / den · 2⁶⁴): an integer monotonic in num/den (den > 0), so where two
+    differ their order is the exact one."""
+    return (num << 64) // den
 
 
 class AdlRank:
@@ -83,8 +91,11 @@ class AdlRank:
         self.side = side
         self.mark = mark
         self.lot_value = lot_value
-        # (−score, account, seat): accounts are unique, so the seat is never compared
-        self.keys: dict[int, tuple[Fraction, int, Seat]] = {}
+        # (−score to 2⁻⁶⁴ rounded down, −score exact, account, seat): where the first
+        # two differ their order is the exact one, so the Fraction (slow to compare) is
+        # read only on a tie of the first; accounts are unique, so the seat is never
+        # compared
+        self.keys: dict[int, tuple[int, Fraction, int, Seat]] = {}
         self.seats: dict[int, Seat] = {}
         self.dirty: dict[int, Seat] = {}  # seats changed since the rank was last read
         items = []
@@ -96,18 +107,20 @@ class AdlRank:
                 items.append(key)
         self.ranked = SortedList(items)
 
-    def _key(self, seat: Seat, shorts: bool) -> tuple[Fraction, int, Seat] | None:
-        """Rank entry (−score, account, seat) of a seat that belongs in it, else None."""
+    def _key(self, seat: Seat, shorts: bool) -> tuple[int, Fraction, int, Seat] | None:
+        """Rank entry of a seat that belongs in it (see `keys`), else None."""
         qty = seat.qty
         if seat.account == FUND or qty == 0 or (qty < 0) != shorts:
             return None
         num, den = adl_score(seat, self.mark, self.lot_value)
-        return Fraction(-num, den), seat.account, seat
+        return _coarse(-num, den), Fraction(-num, den), seat.account, seat
 
-    def ordered(self, exclude: int, shorts: bool) -> list[Seat]:
+    def ordered(self, exclude: int, shorts: bool, lots: int = 0) -> list[Seat]:
         """The ranked seats, highest score first, ties by account id, without `exclude`;
-        `dirty` seats are re-scored first (a seat that left the side index drops out).
-        O(d log N + N) for d dirty seats, the N a list copy."""
+        with `lots`, only the first ones whose positions together cover that many lots
+        (all of them if they do not). `dirty` seats are re-scored first (a seat that
+        left the side index drops out). O(d log N + k) for d dirty seats and k seats
+        returned: an ADL of a few lots reads the top of the rank, not all of it."""
         if self.dirty:
             keys, seats, ranked, side = self.keys, self.seats, self.ranked, self.side
             for acct_id, seat in self.dirty.items():
@@ -122,9 +135,20 @@ class AdlRank:
                         seats[acct_id] = seat
                         ranked.add(key)
             self.dirty = {}
-        out: list[Seat] = list(map(_SEAT, self.ranked))
-        if exclude in self.keys:
-            out.remove(self.seats[exclude])
+        if not lots:
+            out: list[Seat] = list(map(_SEAT, self.ranked))
+            if exclude in self.keys:
+                out.remove(self.seats[exclude])
+            return out
+        out = []
+        covered = 0
+        for _, _, acct_id, seat in self.ranked:
+            if acct_id == exclude:
+                continue
+            out.append(seat)
+            covered += seat.qty if seat.qty > 0 else -seat.qty
+            if covered >= lots:
+                break
         return out
 
     def _check(self, shorts: bool) -> None:

@@ -139,10 +139,24 @@ class Book:
         self.dirty: dict[tuple[int, int], None] = {}
 
     def best_bid(self) -> int | None:
-        return self.bids.peekitem(-1)[0] if self.bids else None
+        """The highest bid, or None. O(1): the last of `SortedList._maxes` (the largest
+        key of each sublist), several times cheaper than `peekitem(-1)`."""
+        maxes = self.bids._list._maxes
+        return maxes[-1] if maxes else None
 
     def best_ask(self) -> int | None:
-        return self.asks.peekitem(0)[0] if self.asks else None
+        """The lowest ask, or None. O(1): the first key of the first sublist."""
+        lists = self.asks._list._lists
+        return lists[0][0] if lists else None
+
+    def top(self, buy: bool) -> int:
+        """The best price a taker meets: the lowest ask for a buy, the highest bid for a
+        sell. That side must not be empty. O(1)."""
+        if buy:
+            lowest: int = self.asks._list._lists[0][0]
+            return lowest
+        highest: int = self.bids._list._maxes[-1]
+        return highest
 
     def rest(self, o: Order) -> None:
         """Append `o` at the back of its price level. O(1), or O(log L) for a new level."""

@@ -43,34 +43,39 @@ class Cascades(Room):
     def _cascade(self, m: Market) -> bool:
         """Liquidate every position the mark has crossed, and every one that the
         resulting mark moves cross in turn. Returns whether anything was liquidated."""
-        queue: deque[tuple[Seat, int, int | None, int]] = deque()
-        if m.queued:
-            for a in m.queued:
-                queue.append((self.accounts[a].seats[m.inst.symbol], 0, None, m.mark))
-            m.queued = []
-        queue.extend((s, 0, None, m.mark) for s in self._due(m))
-        if not queue:
-            return False
-        quote = m.inst.quote_asset
-        fund = self.accounts[FUND]
-        cas = Cascade(self.next_cascade_id, m.inst.symbol, fund.available.get(quote, 0))
-        self.next_cascade_id += 1
         # A cascade allocates many objects that all live on (its events, the liquidation
         # orders) and no garbage cycles: the cyclic collector would only traverse the
         # whole heap again and again as they accumulate. It is paused meanwhile (and
-        # left as it was found); nothing it does is observable in the state or events.
+        # left as it was found), from taking the due positions out on; nothing it does
+        # is observable in the state or events.
         paused = gc.isenabled()
         if paused:
             gc.disable()
-        # the ADL ranks of this cascade (adl.py), kept up to date between liquidations
-        owner = self._adl_ranks is None
-        if owner:
-            self._adl_ranks = {}
         try:
-            truncated = self._liquidate_queue(m, queue, cas)
-        finally:
+            queue: deque[tuple[Seat, int, int | None, int]] = deque()
+            mark = m.mark
+            if m.queued:
+                seats = self.accounts
+                symbol = m.inst.symbol
+                queue.extend([(seats[a].seats[symbol], 0, None, mark) for a in m.queued])
+                m.queued = []
+            queue.extend([(s, 0, None, mark) for s in self._due(m)])
+            if not queue:
+                return False
+            quote = m.inst.quote_asset
+            fund = self.accounts[FUND]
+            cas = Cascade(self.next_cascade_id, m.inst.symbol, fund.available.get(quote, 0))
+            self.next_cascade_id += 1
+            # the ADL ranks of this cascade (adl.py), kept up to date between liquidations
+            owner = self._adl_ranks is None
             if owner:
-                self._adl_ranks = None
+                self._adl_ranks = {}
+            try:
+                truncated = self._liquidate_queue(m, queue, cas)
+            finally:
+                if owner:
+                    self._adl_ranks = None
+        finally:
             if paused:
                 gc.enable()
         if cas.count == 0 and not truncated:
@@ -104,6 +109,8 @@ class Cascades(Room):
         update_mark = self._update_mark
         due = self._due
         path = cas.path
+        book = m.book
+        seen: tuple[int, int] | None = None  # (next trade id, book seq) at the last mark update
         while queue:
             seat, gen, parent, trigger = queue.popleft()
             if cas.count >= max_count or gen >= max_gen:
@@ -130,9 +137,14 @@ class Cascades(Room):
             if not path or path[-1] != trigger:
                 path.append(trigger)
             flush(m)
-            if update_mark(m):
-                self._fire_stops(m)
-                flush(m)
+            # the mark's inputs (index, last, the book, the time) move only with a trade
+            # or a book change: without one the mark is as it was
+            inputs = (self.next_trade_id, book.seq)
+            if inputs != seen:
+                seen = inputs
+                if update_mark(m):
+                    self._fire_stops(m)
+                    flush(m)  # (what the stops did is seen at the next update)
             more = due(m)
             if more:
                 mark = m.mark
@@ -186,7 +198,14 @@ class Cascades(Room):
         seat.orders[oid] = o
         seat.pending[side] += qty
         fills: list[tuple[int, int]] = []
-        if m.book.bids if side == SELL else m.book.asks:  # else nothing to match
+        book = m.book
+        if side == SELL:
+            best = book.best_bid()
+            crosses = best is not None and best >= price
+        else:
+            best = book.best_ask()
+            crosses = best is not None and best <= price
+        if crosses:  # else nothing can match (most of a big cascade's positions)
             out = self._out
             start = len(out)
             self._match(m, o, price, True)
@@ -282,18 +301,27 @@ class Cascades(Room):
         self._touch(seat)
         return amount
 
-    def adl_candidates(self, m: Market, long_liquidated: bool, exclude: int) -> list[Seat]:
+    def adl_candidates(
+        self, m: Market, long_liquidated: bool, exclude: int, lots: int = 0
+    ) -> list[Seat]:
         """Opposite positions ranked for auto-deleveraging (`adl.py`): by profit % ×
         effective leverage (profit % ÷ effective leverage when losing), highest first;
-        ties by account id; the insurance fund's own positions last. During a cascade
-        the rank is kept between liquidations and only the positions changed since are
-        re-scored: O(d log N + N) (the N a list copy); a side of at most `SMALL_SIDE`
-        positions, or a call outside a cascade, is ranked afresh: O(N log N)."""
+        ties by account id; the insurance fund's own positions last. With `lots`, the
+        list may end once its positions cover that many lots (a deleveraging of `lots`
+        never reads further). During a cascade the rank is kept between liquidations
+        and only the positions changed since are re-scored: O(d log N + k) for the k
+        seats returned; a side of at most `SMALL_SIDE` positions, or a call outside a
+        cascade, is ranked afresh: O(N log N)."""
         shorts = long_liquidated
         opposite = m.sides[1 if shorts else 0]
         ranks = self._adl_ranks
         symbol = m.inst.symbol
-        if ranks is None or len(opposite) <= SMALL_SIDE:
+        if len(opposite) == 1:  # one holder (the fund's own seat is added below)
+            ((acct_id, seat),) = opposite.items()
+            qty = seat.qty
+            eligible = acct_id != exclude and acct_id != FUND and qty and (qty < 0) == shorts
+            out = [seat] if eligible else []
+        elif ranks is None or len(opposite) <= SMALL_SIDE:
             out = rank_once(opposite, m.mark, m.inst.lot_value, shorts, exclude)
         else:
             rank_or_none = ranks.get((symbol, shorts))
@@ -306,7 +334,9 @@ class Cascades(Room):
                 for (_, sym), seat in self._touched.items():
                     if sym == symbol:
                         dirty[seat.account] = seat
-            out = rank.ordered(exclude, shorts)
+            out = rank.ordered(exclude, shorts, lots)
+            if lots and sum(abs(s.qty) for s in out) >= lots:
+                return out  # covered: the fund's seat (last) is never reached
         fund = opposite.get(FUND)
         if fund is not None and exclude != FUND and fund.qty and (fund.qty < 0) == shorts:
             out.append(fund)

@@ -7,9 +7,9 @@ triggered conditional orders, mark moves, liquidations and the cascade they caus
 funding at funding times passed. Then the command's events are returned.
 
 The class is assembled from one room per concern of the trade (see
-docs/architecture.md): `Accounts` (accounts.py), `Orders` (orders.py), `Stops`
-(stops.py), `Matching` (matching.py), `Positions` (positions.py), `Monitoring`
-(monitoring.py), `MarkPrices` (mark.py), `Cascades` (cascade.py, with the policies in
+docs/architecture.md): `Accounts` (accounts.py), `Orders` (orders.py),
+`Reservations` (reservations.py), `Stops` (stops.py), `Matching` (matching.py),
+`Positions` (positions.py), `Monitoring` (monitoring.py), `MarkPrices` (mark.py), `Cascades` (cascade.py, with the policies in
 liquidation.py), `Funding` (funding.py) and `Views` (views.py); what they share is
 declared in room.py. This module routes commands to them and collects the events.
 
@@ -54,6 +54,7 @@ from .matching import Matching
 from .monitoring import Monitoring
 from .orders import Orders
 from .positions import Positions
+from .reservations import Reservations
 from .state import FUND, MAX_AMOUNT, Account, AccountLimits, Cascade, Market, Seat, band_edge
 from .stops import Stops
 from .synthetic import replace_book
@@ -80,7 +81,17 @@ __all__ = [
 
 
 class Exchange(
-    Orders, Stops, Matching, Positions, Monitoring, MarkPrices, Cascades, Funding, Accounts, Views
+    Orders,
+    Reservations,
+    Stops,
+    Matching,
+    Positions,
+    Monitoring,
+    MarkPrices,
+    Cascades,
+    Funding,
+    Accounts,
+    Views,
 ):
     """The whole exchange. `handle` is the only mutator; everything else reads."""
 
@@ -322,10 +333,7 @@ class Exchange(
             quiet = m.quiet
             if mon.version == quiet[0] and mark == quiet[1]:
                 break  # neither the monitor nor the mark moved since nothing was due
-            if not (
-                (mon.longs and mon.longs[-1][0] >= mark > 0)
-                or (mon.shorts and 0 < mon.shorts[0][0] <= mark)
-            ):
+            if mark <= 0 or mon.quiet(mark):
                 m.quiet = (mon.version, mark)
                 break
             if self._cascade(m):

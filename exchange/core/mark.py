@@ -118,9 +118,8 @@ class MarkPrices(Room):
             # then, observing would change nothing and the averages' totals at this same
             # time are unchanged: the mark cannot have moved. That is most commands.
             book = m.book
-            bids, asks = book.bids, book.asks
-            bb = bids.peekitem(-1)[0] if bids else None
-            ba = asks.peekitem(0)[0] if asks else None
+            bb = book.best_bid()
+            ba = book.best_ask()
             basis = m.basis
             now = self.now
             key = m.mark_key

@@ -115,7 +115,6 @@ class Matching(Room):
         levels = book.asks if buy else book.bids
         if not levels or not t.remaining:
             return None
-        idx = 0 if buy else -1
         stp = "NONE" if liquidation else t.stp
         accounts = self.accounts
         lv = m.inst.lot_value
@@ -123,8 +122,10 @@ class Matching(Room):
         t_seat = accounts[t.account].seats[t.symbol]
         t_fund = t.account == FUND
         fill = self._fill
+        top = book.top
         while t.remaining and levels:
-            price, lvl = levels.peekitem(idx)
+            price = top(buy)
+            lvl = levels[price]
             if (price > limit) if buy else (price < limit):
                 break
             q = lvl.orders

@@ -1,12 +1,10 @@
-"""Orders and their reservations: placing, cancelling and amending, validated in full.
+"""Orders: placing, cancelling and amending, validated in full.
 
 Placing validates every field in Binance's order of precedence, then reserves what
-the order can cost — initial margin on the part that can increase the position, the
-fee on all of it, and the open loss of a price worse than the mark, each rounded up —
-and hands it to matching (or to the conditional-order lists). An order's reservation
-goes into its fills pro rata (the last fill takes the rest) and is released when it
-closes; `_review_reservations` tops up, or cancels (reason MARGIN), orders that sized
-themselves as closing a position that has since shrunk. Cancel is O(1) in the book.
+the order can cost (reservations.py: initial margin on the part that can increase the
+position, the fee on all of it, and the open loss of a price worse than the mark, each
+rounded up) and hands it to matching (or to the conditional-order lists). Cancel is
+O(1) in the book. A seat holds its open orders in id order.
 """
 
 from __future__ import annotations
@@ -37,9 +35,9 @@ from .book import (
     Order,
 )
 from .errors import Code, Rejected
-from .numbers import RATE_ONE, ceil_div
+from .numbers import RATE_ONE
 from .room import Room
-from .state import Account, Market, Seat, band_edge
+from .state import Account, Market, band_edge
 
 
 class Orders(Room):
@@ -278,94 +276,6 @@ class Orders(Room):
         self._execute(m, o, worst)
         self._react(m)
 
-    def _order_reservation(self, m: Market, seat: Seat, o: Order, leverage: int) -> int:
-        """What open order `o` would reserve now at `leverage` (0 for reduce-only)."""
-        if o.reduce_only:
-            return 0
-        inst = m.inst
-        if o.type in LIMIT_KINDS:
-            worst = o.price
-        else:
-            worst = band_edge(inst, o.side, o.stop_price or m.mark)
-        pos = seat.qty
-        opposite = (pos < 0) if o.side == BUY else (pos > 0)
-        others = seat.pending[o.side] - o.remaining
-        closable = max(0, abs(pos) - others) if opposite else 0
-        increase = max(0, o.remaining - closable)
-        return self._reservation(m, o.side, worst, o.remaining, increase, leverage)
-
-    def _reservation(
-        self, m: Market, side: int, price: int, qty: int, increase: int, leverage: int
-    ) -> int:
-        """Initial margin on the increasing part + taker fee on all + the open loss of a
-        price worse than the mark, each rounded up. O(1)."""
-        inst = m.inst
-        lv = inst.lot_value
-        im = ceil_div(increase * price * lv, leverage) if increase else 0
-        fee = ceil_div(qty * price * lv * max(inst.taker_fee, inst.maker_fee, 0), RATE_ONE)
-        loss = 0
-        if increase and m.mark > 0:
-            gap = price - m.mark if side == BUY else m.mark - price
-            if gap > 0:
-                loss = gap * increase * lv
-        return im + fee + loss
-
-    def _review_reservations(self) -> None:
-        """Orders sized as closing a position that has since shrunk may now open one: top
-        their reservation up from the wallet, or cancel them (reason MARGIN)."""
-        review = self._review
-        self._review = {}
-        for (_, sym, side), seat in review.items():
-            m = self.markets[sym]
-            inst = m.inst
-            acct = self.accounts[seat.account]
-            quote = inst.quote_asset
-            lv = inst.lot_value
-            leverage = seat.leverage
-            orders = seat.orders
-            # a cancel below changes neither the position nor the mark
-            pos = seat.qty
-            closing = (pos < 0) if side == BUY else (pos > 0)
-            apos = pos if pos > 0 else -pos
-            mark = m.mark
-            fee_rate = m.fee_rate
-            buy = side == BUY
-            # oldest first (a cancel below removes only the order at hand)
-            for oid in sorted(orders):
-                o = orders[oid]
-                if o.side != side or o.reduce_only:
-                    continue
-                # what the order would reserve now: `_order_reservation`, inlined
-                if o.type in LIMIT_KINDS:
-                    worst = o.price
-                else:
-                    worst = band_edge(inst, side, o.stop_price or mark)
-                remaining = o.remaining
-                if closing:
-                    others = seat.pending[side] - remaining
-                    closable = apos - others if apos > others else 0
-                    increase = remaining - closable if remaining > closable else 0
-                else:
-                    increase = remaining
-                value = worst * lv
-                need = -((-remaining * value * fee_rate) // RATE_ONE)
-                if increase:
-                    need -= (-increase * value) // leverage
-                    if mark > 0:
-                        gap = worst - mark if buy else mark - worst
-                        if gap > 0:
-                            need += gap * increase * lv
-                more = need - o.reserved
-                if more <= 0:
-                    continue
-                if more <= acct.available.get(quote, 0):
-                    o.reserved += more
-                    acct.available[quote] -= more
-                    acct.reserved[quote] = acct.reserved.get(quote, 0) + more
-                    self._touch_balance(acct.id, quote)
-                else:
-                    self._cancel_order(m, o, "MARGIN")
-
     def _find(self, acct: Account, m: Market, order_id: Any, client_id: Any) -> Order:
         """The account's order by id or client id; -2011 for anything else (including
         another account's order, which must look exactly like an unknown one)."""
@@ -407,7 +317,9 @@ class Orders(Room):
 
     def _open_orders_of(self, account: int, symbol: str) -> list[Order]:
         seat = self.accounts[account].seats.get(symbol)
-        return sorted(seat.orders.values(), key=lambda o: o.oid) if seat is not None else []
+        # a seat holds its orders in id order: each is added with a new, larger id (an
+        # amend replaces its entry in place)
+        return list(seat.orders.values()) if seat is not None else []
 
     def _cancel_all(self, cmd: C.CancelAllOrders) -> None:
         m = self._market(cmd.symbol)
@@ -528,15 +440,6 @@ class Orders(Room):
         self._execute(m, fresh, new_price)
         self._react(m)
 
-    def _release(self, m: Market, o: Order, amount: int) -> None:
-        if amount:
-            acct = self.accounts[o.account]
-            quote = m.inst.quote_asset
-            o.reserved -= amount
-            acct.reserved[quote] -= amount
-            acct.available[quote] += amount
-            self._balances_touched[(acct.id, quote)] = None
-
     def _cut(self, m: Market, o: Order, lots: int) -> None:
         """Shrink a not-resting order's remaining quantity by `lots`, releasing its share."""
         seat = self.accounts[o.account].seats[o.symbol]
@@ -589,6 +492,18 @@ class Orders(Room):
                 assert sorted(s.orders) == sorted(o.oid for o in opens), (
                     f"open orders off for {a.id}"
                 )
+                assert list(s.orders) == sorted(s.orders), f"seat {a.id} holds its orders unsorted"
+                m = self.markets[sym]
+                for o in opens:
+                    # what `_review_reservations` relies on: an order holds at least its fee
+                    if not o.reduce_only and o.type != "LIQUIDATION":
+                        worst = (
+                            o.price
+                            if o.type in LIMIT_KINDS
+                            else band_edge(m.inst, o.side, o.stop_price or m.mark)
+                        )
+                        fee = -((-o.remaining * worst * m.inst.lot_value * m.fee_rate) // RATE_ONE)
+                        assert o.reserved >= fee, f"order {o.oid} holds less than its fee"
                 for oid, o in s.orders.items():
                     assert self.orders[oid] is o, f"seat {a.id} holds a stale copy of order {oid}"
                 for side in (BUY, SELL):

@@ -75,5 +75,13 @@ def test_rank_matches_a_full_ranking_after_each_change(
             side[a] = s
         rank.dirty[a] = s
         assert rank.ordered(exclude, shorts) == naive(side, mark, shorts, exclude)
+        for lots in (1, 7, 50):  # the shortest head of the rank that covers `lots`
+            full = naive(side, mark, shorts, exclude)
+            head: list[Seat] = []
+            for other in full:
+                head.append(other)
+                if sum(abs(x.qty) for x in head) >= lots:
+                    break
+            assert rank.ordered(exclude, shorts, lots) == head
         assert rank_once(side, mark, LV, shorts, exclude) == naive(side, mark, shorts, exclude)
         rank._check(shorts)

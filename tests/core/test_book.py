@@ -228,3 +228,37 @@ def test_book_check_catches_corruption(tamper: str) -> None:
         book._check()
     with pytest.raises(AssertionError):
         ex._check()
+
+
+def test_best_prices_read_from_the_sorted_keys_agree_with_peekitem() -> None:
+    # best_bid/best_ask/top read sortedcontainers' sublists directly; across thousands
+    # of levels (several sublists) and their removal they must equal peekitem's answer
+    import random
+
+    from exchange.core.book import BUY, SELL, Book, Order
+
+    rng = random.Random(3)
+    book = Book()
+    live: list[Order] = []
+    for i in range(6_000):
+        if live and rng.random() < 0.45:
+            o = live.pop(rng.randrange(len(live)))
+            book.unrest(o)
+            o.status = 3  # CANCELED
+        else:
+            side = BUY if rng.random() < 0.5 else SELL
+            price = rng.randint(1, 4_000) if side == BUY else rng.randint(4_001, 8_000)
+            o = Order(i + 1, 1, "X", side, "LIMIT", "GTC", price, 1, 0, "MARK_PRICE", False,
+                      None, "NONE", 0)  # fmt: skip
+            book.rest(o)
+            live.append(o)
+        want_bid = book.bids.peekitem(-1)[0] if book.bids else None
+        want_ask = book.asks.peekitem(0)[0] if book.asks else None
+        assert book.best_bid() == want_bid and book.best_ask() == want_ask
+        if want_bid is not None:
+            assert book.top(False) == want_bid
+        if want_ask is not None:
+            assert book.top(True) == want_ask
+    while live:  # down to empty sides
+        book.unrest(live.pop())
+    assert book.best_bid() is None and book.best_ask() is None

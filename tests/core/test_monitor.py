@@ -65,14 +65,41 @@ def test_pop_due_at_the_edge_tick() -> None:
 def test_check_detects_a_corrupted_index() -> None:
     m = MarginMonitor()
     m.update(1, 1, 100)
-    m.longs.remove((100, 1))
+    m.long_heap.remove((-100, 1))
     with pytest.raises(AssertionError):
         m._check()
     m = MarginMonitor()
-    m.update(1, 1, 100)
-    m.shorts.add((50, 2))
+    m.update(1, -1, 100)
+    m.keys[1] = (-1, 50, 1)  # held at a tick its side has no entry for
     with pytest.raises(AssertionError):
         m._check()
+    m = MarginMonitor()
+    for a in range(1, 5):
+        m.update(a, -1, 100 - a)
+    m.short_heap.reverse()  # no longer a heap
+    with pytest.raises(AssertionError):
+        m._check()
+
+
+def test_stale_entries_never_resurface_and_are_compacted() -> None:
+    m = MarginMonitor()
+    # one account moved back and forth: its older entries go stale, one stays live
+    for tick in (100, 120, 100, 90, 100):
+        m.update(1, 1, tick)
+    m.update(2, -1, 300)
+    m.update(2, 1, 95)  # a flip: its short entry goes stale
+    m._check()
+    assert m.longs == [(95, 2), (100, 1)] and m.shorts == []
+    assert m.quiet(101) and not m.quiet(100)
+    assert m.pop_due(90) == [1, 2]
+    assert m.pop_due(90) == [] and len(m) == 0 and m.quiet(1)
+    # many moves of few positions: the heaps stay within a bound of the live ones
+    for i in range(5_000):
+        m.update(i % 3 + 1, 1 if i % 2 else -1, 1_000 + i)
+    assert len(m.long_heap) + len(m.short_heap) <= 2 * (2 * len(m) + 64)
+    m._check()
+    assert m.due_scan(1) == [2, 3]  # the last moves: 2 and 3 long, 1 short
+    assert m.pop_due(1) == [2, 3] and list(m.keys) == [1]
 
 
 ops = st.lists(
@@ -131,3 +158,35 @@ def test_engine_keeps_every_position_in_the_monitor_at_its_liquidation_tick() ->
     # closing a position takes it out
     s.trade(buyer=4, seller=2, qty=BTC // 2, price=px(50_000))
     assert 2 not in mon.keys
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    mark=st.one_of(st.sampled_from((1, 400)), st.integers(1, 400)),  # 1, 400: all of a side
+)
+def test_a_crash_taking_out_more_than_bulk_agrees_with_a_full_scan(seed: int, mark: int) -> None:
+    # past BULK due positions on a side `pop_due` takes the rest in one pass over the
+    # heap: with stale entries and duplicates of re-indexed positions in it
+    import random
+
+    from exchange.core.monitor import BULK
+
+    rng = random.Random(seed)
+    m = MarginMonitor()
+    for _ in range(10 * BULK):
+        m.update(rng.randint(1, 4 * BULK), rng.choice((-2, -1, 1, 2)), rng.randint(0, 400))
+    for _ in range(BULK):  # back and forth: duplicates of the same live entry
+        a = rng.randint(1, 4 * BULK)
+        if a in m.keys:
+            side, tick, _ = m.keys[a]
+            m.update(a, side, tick + 1)
+            m.update(a, side, tick)
+    m._check()
+    scan = m.due_scan(mark)
+    if mark in (1, 400):
+        assert len(scan) > BULK  # the one-pass path is taken
+    assert m.pop_due(mark) == scan
+    assert m.due_scan(mark) == [] and m.pop_due(mark) == []
+    assert not set(scan) & set(m.keys)
+    m._check()
