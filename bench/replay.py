@@ -13,12 +13,24 @@ included), `parse_only_events_per_s` and `ratio_vs_parse` (player rate / parse r
 where the player's time goes (`commands`, core events, taker orders sent and skipped).
 With `--synthetic`, the replay account also quotes a synthetic book around the index, so
 trades that cross it reach the core as IOC orders and fill (a heavier, different workload).
+
+* command line: `margincall replay FILES --speed 0` on the same files, as a user runs it,
+  in a subprocess (interpreter start-up, imports, the server, the runtime and the report
+  recorder counted once per run), with the options that make it the player's work
+  (`--trades`, the instruments' own mark method, the same synthetic book). Prints
+  `cli_events_per_s`, `cli_ratio` (command line / in-process player), `cli_s`, and
+  `cli_startup_s` (the same command on an empty window: start-up and shut-down alone).
+  `--no-cli` leaves it out.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
+import re
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -62,6 +74,9 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
             core_events = ex.seq
         if stats.get("events") != events:
             raise SystemExit(f"player saw {stats.get('events')} events, parser {events}")
+        cli: dict[str, Any] = {}
+        if not getattr(args, "no_cli", False):
+            cli = _cli(paths, repeat, synthetic, taker, stats["commands"], events, play_s)
     return {
         "bench": "replay",
         "events": events,
@@ -81,6 +96,69 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
         "files_bytes": size,
         "generate_s": round(gen_s, 3),
         "repeat": repeat,
+        **cli,
+    }
+
+
+ROOT = Path(__file__).resolve().parents[1]
+_DONE = re.compile(r"replayed (\d+) events \((\d+) commands\)")
+
+
+def _margincall(argv: list[str]) -> tuple[float, str]:
+    """Run `margincall ARGV` in a fresh interpreter on this checkout: (wall s, stderr)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"}
+    code = "import sys; sys.argv[0] = 'margincall'; from exchange.cli import app; app()"
+    t = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    wall = time.perf_counter() - t
+    if done.returncode != 0:
+        raise SystemExit(f"margincall {' '.join(argv)} failed: {done.stderr[-2000:]}")
+    return wall, done.stderr
+
+
+def _cli(
+    paths: list[Path],
+    repeat: int,
+    synthetic: bool,
+    taker: bool,
+    commands: int,
+    events: int,
+    play_s: float,
+) -> dict[str, Any]:
+    argv = ["replay", *map(str, paths), "--speed", "0", "--port", "0", "--no-progress"]
+    argv += ["--mark-method", "instrument", "--trades" if taker else "--no-trades"]
+    if synthetic:
+        sb = SyntheticBook()
+        spread, step = sb.spread_ppm // 100, sb.step_ppm // 100  # the option is in bp
+        argv += ["--synthetic", f"{sb.levels},{spread},{step},{sb.qty}"]
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        wall, err = _margincall(argv)
+        m = _DONE.search(err)
+        if m is None:
+            raise SystemExit(f"margincall replay did not report: {err[-2000:]}")
+        if (int(m.group(1)), int(m.group(2))) != (events, commands):
+            raise SystemExit(
+                f"margincall replay did other work: {m.group(0)}; the player "
+                f"replayed {events} events with {commands} commands"
+            )
+        best = min(best, wall)
+    start_s = min(_margincall([*argv, "--start", "2000-01-01", "--end", "2000-01-02"])[0]
+                  for _ in range(repeat))  # fmt: skip
+    return {
+        "cli_events_per_s": round(events / best),
+        "cli_ratio": round(play_s / best, 3),
+        "cli_s": round(best, 3),
+        "cli_startup_s": round(start_s, 3),
     }
 
 
@@ -90,3 +168,4 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=int, default=3, help="best of N runs of each")
     p.add_argument("--synthetic", action="store_true", help="quote a synthetic book")
     p.add_argument("--no-taker", action="store_true", help="do not replay trades as taker flow")
+    p.add_argument("--no-cli", action="store_true", help="leave out `margincall replay`")
