@@ -306,24 +306,27 @@ class Runtime:
             or self.command_log is not None
         ):
             return False
-        stepped = self.clock == "stepped"
-        ts = self.exchange.now if stepped else max(self._wall(), self._last_ts)
-        handle = self.exchange.handle
+        ex = self.exchange
+        ts = ex.now if self.clock == "stepped" else max(self._wall(), self._last_ts)
+        handle = ex.handle
         out = self._inline_events
         for cmd in cmds:
-            if cmd.ts:
-                ts = max(ts, cmd.ts)
+            t = cmd.ts
+            if t:
+                if t > ts:
+                    ts = t
             else:
                 cmd = dataclasses.replace(cmd, ts=ts)
             try:
-                out.extend(handle(cmd))
+                out += handle(cmd)
             except Exception:  # a core bug: report it, keep serving (as a turn does)
                 log.exception("core raised on %r", cmd)
         self._last_ts = ts
         self.batches += 1
-        self.commands += len(cmds)
-        if len(cmds) > self.max_batch_seen:
-            self.max_batch_seen = len(cmds)
+        n = len(cmds)
+        self.commands += n
+        if n > self.max_batch_seen:
+            self.max_batch_seen = n
         return True
 
     def flush_now(self) -> None:

@@ -376,7 +376,7 @@ async def _play_inline(
 
     async def apply(cmds: Sequence[C.Command]) -> None:
         if not handle_now(cmds):
-            await asyncio.gather(*[submit(c) for c in cmds])
+            await asyncio.gather(*[submit(c) for c in cmds])  # behind someone else's
 
     async def at(ts: int) -> None:
         nonlocal t0, wall0
@@ -398,19 +398,28 @@ async def _play_inline(
         if player.done:
             break
         if cmds:
-            i = 0
             k = len(cmds)
-            while i < k:
-                ts = cmds[i].ts
-                if speed or crosses(ts):
-                    await at(ts)
-                elif ts > stepper.ts:
+            if k == 1 and not speed and not crosses(ts := cmds[0].ts):
+                # the common case, without a coroutine: one command inside the open step
+                if ts > stepper.ts:
                     stepper.ts = ts
-                j = i + 1
-                while j < k and cmds[j].ts == ts:
-                    j += 1
-                await apply(cmds[i:j] if i or j < k else cmds)
-                i = j
+                if not handle_now(cmds):
+                    await apply(cmds)
+            else:
+                i = 0
+                while i < k:
+                    ts = cmds[i].ts
+                    if speed or crosses(ts):
+                        await at(ts)
+                    elif ts > stepper.ts:
+                        stepper.ts = ts
+                    j = i + 1
+                    while j < k and cmds[j].ts == ts:
+                        j += 1
+                    group = cmds[i:j] if i or j < k else cmds
+                    if not handle_now(group):
+                        await apply(group)
+                    i = j
         last = player.last_ts
         if last is not None:
             ts = player.step_ts
