@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exchange.core.engine import Exchange
 from exchange.core.instruments import Instrument
@@ -39,7 +39,9 @@ from replay.lockstep import Lockstep, attach, install_methods, methods_installed
 from replay.player import REPLAY_ACCOUNT, Pacing, Player, PlayerConfig, SyntheticBook, play_async
 from replay.population import Population, PopulationSpec
 from replay.report import Recorder, iso, write_report
-from replay.strategy import StrategyRun, load_strategy, run_strategy
+
+if TYPE_CHECKING:
+    from replay.strategy import StrategyRun
 
 __all__ = [
     "SessionOptions",
@@ -313,7 +315,6 @@ async def run_session(
 ) -> SessionResult:
     """Run a replay session (see the module docstring). `on_ready(url, admin_token)` is
     called once the server listens, before the replay starts."""
-    from clients.client import Client
     from exchange.stack import ServeOptions, start_stack, stop_stack
 
     installed_here = not methods_installed()
@@ -372,6 +373,9 @@ async def run_session(
         if opts.start_delay > 0:
             await asyncio.sleep(opts.start_delay)
         if opts.strategy:
+            from clients.client import Client
+            from replay.strategy import load_strategy, run_strategy
+
             strategy = load_strategy(opts.strategy, opts.strategy_params)
             async with Client(server.url, admin_token=token, reconnect=False) as admin:
                 acct = await admin.create_account(deposit=opts.deposit)
