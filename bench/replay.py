@@ -64,7 +64,15 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
         events = 0
         stats: dict[str, Any] = {}
         core_events = 0
-        for _ in range(repeat):
+        use_cli = not getattr(args, "no_cli", False)
+        argv = _cli_argv(paths, synthetic, taker)
+        if use_cli:
+            _margincall([*argv, *EMPTY_WINDOW])  # fills the bytecode cache
+        runs: list[tuple[float, str, float]] = []
+        for _ in range(repeat):  # the command line's runs interleaved with the player's
+            if use_cli:
+                gc.collect()
+                runs.append(_margincall(argv))
             gc.collect()
             t = time.perf_counter()
             events = parse_only(paths)
@@ -81,10 +89,9 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
         if stats.get("events") != events:
             raise SystemExit(f"player saw {stats.get('events')} events, parser {events}")
         cli: dict[str, Any] = {}
-        if not getattr(args, "no_cli", False):
-            cli = _cli(
-                [play_cpu], paths, repeat, synthetic, taker, stats["commands"], events, play_s
-            )
+        if use_cli:
+            start_s = min(_margincall([*argv, *EMPTY_WINDOW])[0] for _ in range(repeat))
+            cli = _cli_figures(runs, start_s, stats["commands"], events, play_s, play_cpu)
     return {
         "bench": "replay",
         "events": events,
@@ -141,28 +148,29 @@ def _margincall(argv: list[str]) -> tuple[float, str, float]:
     return wall, done.stderr, cpu
 
 
-def _cli(
-    cpu_s: list[float],
-    paths: list[Path],
-    repeat: int,
-    synthetic: bool,
-    taker: bool,
-    commands: int,
-    events: int,
-    play_s: float,
-) -> dict[str, Any]:
+EMPTY_WINDOW = ["--start", "2000-01-01", "--end", "2000-01-02"]  # start-up alone
+
+
+def _cli_argv(paths: list[Path], synthetic: bool, taker: bool) -> list[str]:
+    """`margincall replay` doing the player's work on the same files."""
     argv = ["replay", *map(str, paths), "--speed", "0", "--port", "0", "--no-progress"]
     argv += ["--mark-method", "instrument", "--trades" if taker else "--no-trades"]
     if synthetic:
         sb = SyntheticBook()
         spread, step = sb.spread_ppm // 100, sb.step_ppm // 100  # the option is in bp
         argv += ["--synthetic", f"{sb.levels},{spread},{step},{sb.qty}"]
-    _margincall([*argv, "--start", "2000-01-01", "--end", "2000-01-02"])  # fills the cache
-    best = best_cpu = float("inf")
-    for _ in range(repeat):
-        gc.collect()
-        wall, err, cpu = _margincall(argv)
-        best_cpu = min(best_cpu, cpu)
+    return argv
+
+
+def _cli_figures(
+    runs: list[tuple[float, str, float]],
+    start_s: float,
+    commands: int,
+    events: int,
+    play_s: float,
+    play_cpu_s: float,
+) -> dict[str, Any]:
+    for _, err, _ in runs:
         m = _DONE.search(err)
         if m is None:
             raise SystemExit(f"margincall replay did not report: {err[-2000:]}")
@@ -171,10 +179,8 @@ def _cli(
                 f"margincall replay did other work: {m.group(0)}; the player "
                 f"replayed {events} events with {commands} commands"
             )
-        best = min(best, wall)
-    start_s = min(_margincall([*argv, "--start", "2000-01-01", "--end", "2000-01-02"])[0]
-                  for _ in range(repeat))  # fmt: skip
-    play_cpu_s = cpu_s[0]
+    best = min(w for w, _, _ in runs)
+    best_cpu = min(c for _, _, c in runs)
     return {
         "cli_events_per_s": round(events / best),
         "cli_ratio": round(play_s / best, 3),
