@@ -18,6 +18,9 @@
   fresh snapshot. Requests in flight fail with `ConnectionLost`.
 
 `SyncClient` wraps the same client for notebooks and scripts without asyncio.
+
+The typed results and errors are in `clients.results`, `Stream` and `LocalBook` in
+`clients.streams`, the admin methods in `clients.admin` (all importable from here).
 """
 
 from __future__ import annotations
@@ -29,243 +32,59 @@ import json
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from decimal import Decimal
-from typing import Any, TypedDict
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from clients.admin import AdminMethods
+from clients.results import (
+    AccountStatus,
+    ApiError,
+    Canceled,
+    ConnectionLost,
+    Depth,
+    LeverageSet,
+    MarginAdjusted,
+    NewAccount,
+    Num,
+    Order,
+    Position,
+    ServerTime,
+    Ticker,
+    dec,
+)
+from clients.streams import LocalBook, Stream
 from exchange.auth import sign
+
+# the typed results and the stream holders live in their own modules; importing them
+# from here keeps working
+__all__ = [
+    "AccountStatus",
+    "ApiError",
+    "Canceled",
+    "Client",
+    "ConnectionLost",
+    "Depth",
+    "LeverageSet",
+    "LocalBook",
+    "MarginAdjusted",
+    "NewAccount",
+    "Num",
+    "Order",
+    "Position",
+    "ServerTime",
+    "Stream",
+    "SyncClient",
+    "Ticker",
+    "dec",
+]
 
 log = logging.getLogger("margincall.client")
 
-Num = Decimal | str | int
 
-
-class ApiError(Exception):
-    """An error answer from the server."""
-
-    def __init__(self, code: int, msg: str, status: int = 400, method: str = "") -> None:
-        super().__init__(f"{code}: {msg}" + (f" ({method})" if method else ""))
-        self.code = code
-        self.msg = msg
-        self.status = status
-        self.method = method
-
-
-class ConnectionLost(ConnectionError):
-    """The connection dropped while a request was in flight."""
-
-
-class Order(TypedDict, total=False):
-    orderId: int
-    clientOrderId: str | None
-    symbol: str
-    side: str
-    type: str
-    timeInForce: str
-    price: str
-    origQty: str
-    executedQty: str
-    remainingQty: str
-    avgPrice: str
-    stopPrice: str
-    reduceOnly: bool
-    status: str
-    fills: list[list[str]]
-    ts: int
-
-
-class Position(TypedDict, total=False):
-    symbol: str
-    positionAmt: str
-    entryPrice: str
-    markPrice: str
-    liquidationPrice: str
-    bankruptcyPrice: str
-    isolatedMargin: str
-    leverage: int
-    notional: str  # signed size × mark price
-    entryNotional: str  # signed size × entry price (the open cost)
-    unrealizedProfit: str
-    maintMargin: str
-    marginRatio: str
-    realizedPnl: str
-
-
-class AccountStatus(TypedDict):
-    account: int
-    balances: list[dict[str, str]]
-    positions: list[Position]
-
-
-class NewAccount(TypedDict):
-    account: int
-    apiKey: str
-    secret: str
-
-
-class Depth(TypedDict):
-    symbol: str
-    bookSeq: int
-    bids: list[list[str]]  # [price, qty], best first
-    asks: list[list[str]]
-    ts: int
-
-
-class Ticker(TypedDict):
-    type: str
-    symbol: str
-    mark: str
-    index: str
-    last: str
-    fundingRate: str
-    nextFundingTs: int
-    ts: int
-    status: str  # TRADING | HALTED
-    bestBid: str | None
-    bestAsk: str | None
-
-
-class Canceled(TypedDict):
-    symbol: str
-    canceled: int
-
-
-class LeverageSet(TypedDict):
-    symbol: str
-    leverage: int
-
-
-class MarginAdjusted(TypedDict):
-    symbol: str
-    amount: str
-    type: int  # 1 added, 2 removed
-    isolatedMargin: str | None
-
-
-class ServerTime(TypedDict):
-    serverTime: int  # wall clock, ms
-    engineTime: int  # engine time, ns
-    clock: str  # realtime | stepped
-
-
-def dec(v: Num) -> str:
-    """A decimal parameter as the wire wants it: a plain decimal string."""
-    if isinstance(v, Decimal):
-        return format(v, "f")
-    if isinstance(v, bool):
-        raise TypeError("a decimal, not a bool")
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, str):
-        return v
-    raise TypeError(f"use Decimal, str or int for decimals, not {type(v).__name__}")
-
-
-class Stream:
-    """Messages of one stream, in order. Iterate with `async for`."""
-
-    def __init__(self, name: str, maxsize: int) -> None:
-        self.name = name
-        self.maxsize = maxsize
-        self.dropped = 0
-        self._queue: deque[dict[str, Any]] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self.closed = False
-
-    def _put(self, data: dict[str, Any]) -> None:
-        if len(self._queue) >= self.maxsize:
-            self._queue.popleft()
-            self.dropped += 1
-        self._queue.append(data)
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    def _close(self) -> None:
-        self.closed = True
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    def get_nowait(self) -> dict[str, Any] | None:
-        return self._queue.popleft() if self._queue else None
-
-    async def get(self, timeout: float | None = None) -> dict[str, Any]:
-        while not self._queue:
-            if self.closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(self._waiter, timeout)
-            finally:
-                self._waiter = None
-        return self._queue.popleft()
-
-    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        return self
-
-    async def __anext__(self) -> dict[str, Any]:
-        return await self.get()
-
-    def __len__(self) -> int:
-        return len(self._queue)
-
-
-class LocalBook:
-    """An order book kept from `book.<SYMBOL>`: snapshot, then deltas in `bookSeq` order."""
-
-    def __init__(self, symbol: str) -> None:
-        self.symbol = symbol
-        self.bids: dict[Decimal, Decimal] = {}
-        self.asks: dict[Decimal, Decimal] = {}
-        self.seq = -1  # -1: no snapshot yet
-        self.resyncs = 0
-        self.gaps = 0
-        self.synced = asyncio.Event()
-        self.updated = asyncio.Event()
-
-    def apply_snapshot(self, seq: int, bids: list[list[str]], asks: list[list[str]]) -> None:
-        self.bids = {Decimal(p): Decimal(q) for p, q in bids}
-        self.asks = {Decimal(p): Decimal(q) for p, q in asks}
-        self.seq = seq
-        self.synced.set()
-        self.updated.set()
-
-    def apply_delta(self, data: dict[str, Any]) -> None:
-        for side, levels in ((self.bids, data["bids"]), (self.asks, data["asks"])):
-            for p, q in levels:
-                price, qty = Decimal(p), Decimal(q)
-                if qty:
-                    side[price] = qty
-                else:
-                    side.pop(price, None)
-        self.seq = data["bookSeq"]
-        self.updated.set()
-
-    def best_bid(self) -> tuple[Decimal, Decimal] | None:
-        if not self.bids:
-            return None
-        p = max(self.bids)
-        return p, self.bids[p]
-
-    def best_ask(self) -> tuple[Decimal, Decimal] | None:
-        if not self.asks:
-            return None
-        p = min(self.asks)
-        return p, self.asks[p]
-
-    def levels(self, n: int | None = None) -> tuple[list[list[str]], list[list[str]]]:
-        """(bids desc, asks asc) as [[price, qty], ...] strings, like the `depth` answer."""
-        b = sorted(self.bids.items(), reverse=True)[:n]
-        a = sorted(self.asks.items())[:n]
-        return [[str(p), str(q)] for p, q in b], [[str(p), str(q)] for p, q in a]
-
-
-class Client:
+class Client(AdminMethods):
     """See the module docstring."""
 
     def __init__(
@@ -703,73 +522,6 @@ class Client:
         book = self._books[symbol]
         await asyncio.wait_for(book.synced.wait(), timeout)
         return book
-
-    # -- admin
-
-    async def create_account(self, deposit: Num | None = None, asset: str = "USDT") -> NewAccount:
-        p: dict[str, Any] = {}
-        if deposit is not None:
-            p["deposit"] = dec(deposit)
-            p["asset"] = asset
-        result: NewAccount = await self.request("admin.createAccount", p)
-        return result
-
-    async def deposit(self, account: int, amount: Num, asset: str = "USDT") -> AccountStatus:
-        result: AccountStatus = await self.request(
-            "admin.deposit", {"account": account, "asset": asset, "amount": dec(amount)}
-        )
-        return result
-
-    async def withdraw(self, account: int, amount: Num, asset: str = "USDT") -> AccountStatus:
-        result: AccountStatus = await self.request(
-            "admin.withdraw", {"account": account, "asset": asset, "amount": dec(amount)}
-        )
-        return result
-
-    async def set_index(self, symbol: str, price: Num) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request(
-            "admin.setIndex", {"symbol": symbol, "price": dec(price)}
-        )
-        return result
-
-    async def shock_index(self, symbol: str, change: Num) -> dict[str, Any]:
-        """Move the index by a relative change: `"-0.10"` is a 10 % crash."""
-        result: dict[str, Any] = await self.request(
-            "admin.shockIndex", {"symbol": symbol, "change": dec(change)}
-        )
-        return result
-
-    async def set_funding_rate(self, symbol: str, rate: Num) -> dict[str, Any]:
-        """Impose the funding rate of the next funding time: `"0.0003"` is 0.03 %."""
-        result: dict[str, Any] = await self.request(
-            "admin.setFundingRate", {"symbol": symbol, "rate": dec(rate)}
-        )
-        return result
-
-    async def halt(self, symbol: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("admin.halt", {"symbol": symbol})
-        return result
-
-    async def resume(self, symbol: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("admin.resume", {"symbol": symbol})
-        return result
-
-    async def add_instrument(self, instrument: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request(
-            "admin.addInstrument", {"instrument": instrument}
-        )
-        return result
-
-    async def advance_clock(
-        self, *, to: int | None = None, by: int | None = None
-    ) -> dict[str, Any]:
-        p = {"to": to} if to is not None else {"by": by}
-        result: dict[str, Any] = await self.request("admin.advanceClock", p)
-        return result
-
-    async def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("admin.stats")
-        return result
 
 
 class SyncClient:

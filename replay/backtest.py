@@ -9,8 +9,9 @@
    (after the server started, so users' accounts keep the small ids);
 3. with `--strategy`: an account for it (over the WebSocket, with `admin.createAccount`) and
    the strategy itself, in this process but talking to the server over a real WebSocket;
-4. the player through the runtime's command queue, paced (`speed`), as fast as possible, or
-   in lockstep; a rich progress bar;
+4. the player through the runtime (each event's commands applied in place while nobody
+   else submits, `Runtime.handle_now`), paced (`speed`), as fast as possible, or in
+   lockstep; a rich progress bar, whose total is counted in another process meanwhile;
 5. the report folder (`replay.report`) from a runtime subscription and per-step samples.
 """
 
@@ -22,12 +23,13 @@ import dataclasses
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exchange.core.engine import Exchange
 from exchange.core.instruments import Instrument
@@ -37,7 +39,9 @@ from replay.lockstep import Lockstep, attach, install_methods, methods_installed
 from replay.player import REPLAY_ACCOUNT, Pacing, Player, PlayerConfig, SyntheticBook, play_async
 from replay.population import Population, PopulationSpec
 from replay.report import Recorder, iso, write_report
-from replay.strategy import StrategyRun, load_strategy, run_strategy
+
+if TYPE_CHECKING:
+    from replay.strategy import StrategyRun
 
 __all__ = [
     "SessionOptions",
@@ -137,6 +141,22 @@ def count_events(paths: list[str], *, by: str, symbol: str | None, limit_bytes: 
     return sum(1 for _ in read_merged(paths, by=merge_by, symbol=symbol))
 
 
+def _count_elsewhere(opts: SessionOptions) -> tuple[Any, Any]:
+    """Start counting the events for the progress bar in another process, so that the
+    replay does not read its files twice before it starts (nor share the interpreter's
+    lock with the count): the bar gets its total when the count is done."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+    fut = pool.submit(
+        count_events, opts.data, by=opts.by, symbol=opts.symbol, limit_bytes=opts.count_limit_bytes
+    )
+    return pool, fut
+
+
 @dataclass
 class SessionOptions:
     data: list[str]
@@ -216,13 +236,16 @@ def session_player_config(opts: SessionOptions) -> PlayerConfig:
 class _Progress:
     """The rich progress bar: events replayed (of the total when known), replay time."""
 
-    def __init__(self, enabled: bool, total: int | None, label: str) -> None:
+    def __init__(self, enabled: bool, total: int | None, label: str, counting: Any = None) -> None:
         self.enabled = enabled
+        self._counting = counting  # (executor, future) of the total, counted elsewhere
+        self._drawn = 0.0
         self._p: Any = None
         self._task: Any = None
         self.total = total
         self.label = label
         self.liquidations = 0
+        self.step = 0  # the last step shown
 
     def __enter__(self) -> _Progress:
         if self.enabled:
@@ -245,22 +268,43 @@ class _Progress:
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[info]}"),
                 transient=False,
+                # redrawn from `update` (every few thousand events), at most 10 times a
+                # second: rich's own refresh thread would take the interpreter's lock from
+                # the replay ten times a second
+                auto_refresh=False,
             )
             self._p.__enter__()
             self._task = self._p.add_task(self.label, total=self.total, info="")
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._counting is not None:
+            pool, fut = self._counting
+            fut.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._counting = None
         if self._p is not None:
             self._p.__exit__(*exc)
 
-    def update(self, player: Player, step: int, liquidations: int) -> None:
+    def update(self, player: Player, step: int, liquidations: int, final: bool = False) -> None:
+        self.step = step
         if self._p is None:
             return
+        if self._counting is not None and self._counting[1].done():
+            fut = self._counting[1]
+            self._counting[0].shutdown(wait=False)
+            self._counting = None
+            if not fut.cancelled() and fut.exception() is None and fut.result() is not None:
+                self.total = fut.result()
+                self._p.update(self._task, total=self.total)
         ts = player.last_ts
         when = iso(ts)[:19].replace("T", " ") if ts else "-"
         info = f"{when} · step {step} · {liquidations} liquidations"
         self._p.update(self._task, completed=player.stats.events, info=info)
+        now = time.monotonic()
+        if now - self._drawn >= 0.1 or final:
+            self._drawn = now
+            self._p.refresh()
 
 
 async def run_session(
@@ -271,7 +315,6 @@ async def run_session(
 ) -> SessionResult:
     """Run a replay session (see the module docstring). `on_ready(url, admin_token)` is
     called once the server listens, before the replay starts."""
-    from clients.client import Client
     from exchange.stack import ServeOptions, start_stack, stop_stack
 
     installed_here = not methods_installed()
@@ -330,6 +373,9 @@ async def run_session(
         if opts.start_delay > 0:
             await asyncio.sleep(opts.start_delay)
         if opts.strategy:
+            from clients.client import Client
+            from replay.strategy import load_strategy, run_strategy
+
             strategy = load_strategy(opts.strategy, opts.strategy_params)
             async with Client(server.url, admin_token=token, reconnect=False) as admin:
                 acct = await admin.create_account(deposit=opts.deposit)
@@ -344,18 +390,12 @@ async def run_session(
             ok = await lock.wait_for(wait_for, opts.start_timeout)
             if not ok and strat_task is not None and strat_task.done():
                 strat_task.result()  # raise the strategy's connection error
-        total = None
+        counting: Any = None
         if events is None:
             if opts.progress:
-                total = await asyncio.to_thread(
-                    count_events,
-                    opts.data,
-                    by=opts.by,
-                    symbol=opts.symbol,
-                    limit_bytes=opts.count_limit_bytes,
-                )
+                counting = _count_elsewhere(opts)
             events = read_merged(opts.data, by=opts.by, symbol=opts.symbol)  # type: ignore[arg-type]
-        with _Progress(opts.progress, total, "replay") as bar:
+        with _Progress(opts.progress, None, "replay", counting) as bar:
 
             def progress(player: Player, step: int) -> None:
                 bar.update(player, step, len(recorder.liquidations))
@@ -374,7 +414,7 @@ async def run_session(
                 on_step=sample,
                 progress=progress,
             )
-            bar.update(player, lock.step if lock else 0, len(recorder.liquidations))
+            bar.update(player, bar.step, len(recorder.liquidations), final=True)
         if strat_task is not None:
             result_strategy = await asyncio.wait_for(strat_task, 60)
         await _drain(runtime, sub)

@@ -17,15 +17,19 @@ import signal
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from exchange.core.instruments import LIQUIDATION_POLICIES
-from replay.backtest import SessionOptions, parse_duration, parse_time, run_session
 from replay.errors import ReplayFormatError
-from replay.player import SyntheticBook
-from replay.population import PopulationSpec
+
+if TYPE_CHECKING:
+    from replay.backtest import SessionOptions
+    from replay.player import SyntheticBook
+    from replay.population import PopulationSpec
+
+# Only typer at import time: `margincall --help` and `margincall replay --help` must not
+# load the core, the readers or the server; each command imports what it runs.
 
 __all__ = ["backtest_command", "record_command", "replay_command"]
 
@@ -93,6 +97,9 @@ def _population(
 ) -> PopulationSpec | None:
     if n <= 0:
         return None
+    from replay.backtest import parse_duration
+    from replay.population import PopulationSpec
+
     try:
         levs = tuple(
             (int(a), int(b))
@@ -115,6 +122,8 @@ def _population(
 def _synthetic(text: str | None) -> SyntheticBook | None:
     if not text or text.strip().lower() in ("none", "off", "no", "0"):
         return None
+    from replay.player import SyntheticBook
+
     try:
         levels, spread, step, qty = text.split(",")
         return SyntheticBook(int(levels), int(spread) * 100, int(step) * 100, Decimal(qty))
@@ -142,6 +151,9 @@ def _common(
     sample: str,
     liquidation_policy: str = "instrument",
 ) -> SessionOptions:
+    from exchange.core.instruments import LIQUIDATION_POLICIES
+    from replay.backtest import SessionOptions, parse_duration, parse_time
+
     for p in data:
         if not p.exists():
             raise typer.BadParameter(f"no such file: {p}", param_hint="FILES")
@@ -185,6 +197,7 @@ def _common(
 
 
 def _run(opts: SessionOptions, on_ready: Any) -> Any:
+    from replay.backtest import run_session
     from replay.player import UnknownSymbol
     from replay.strategy import StrategyLoadError
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -266,6 +266,7 @@ async def play_async(
     ex = runtime.exchange
     player = Player(ex, config, population)
     submit = runtime.submit_future
+    handle_now = getattr(runtime, "handle_now", None)
     if setup:
         for cmd in player.setup():
             await runtime.submit(cmd)
@@ -277,12 +278,18 @@ async def play_async(
     async def run(cmds: Sequence[C.Command]) -> None:
         if not cmds:
             return
+        if lockstep is None and handle_now is not None and handle_now(cmds):
+            return
         futs = [submit(c) for c in cmds]
         await asyncio.gather(*futs)
 
     async def close(ts: int) -> None:
         if ts > ex.now:
-            await runtime.submit(C.AdvanceClock(ts=ts))
+            await run([C.AdvanceClock(ts=ts)])
+        if on_step is not None and lockstep is None and hasattr(runtime, "flush_now"):
+            # the step's sample sees every event before it, consumed
+            runtime.flush_now()
+            await asyncio.sleep(0)
         stepper.step += 1
         if on_step is not None:
             on_step(stepper.step, ts)
@@ -304,6 +311,13 @@ async def play_async(
             d = pacing.delay(ts, t0, wall0)
             if d > 0.001:
                 await asyncio.sleep(d)
+
+    if lockstep is None and hasattr(runtime, "handle_now"):
+        await _play_inline(runtime, events, player, stepper, close, pacing, progress, yield_every)
+        if stepper.bucket is not None:
+            await close(stepper.end())
+        runtime.flush_now()
+        return player
 
     for n, ev in enumerate(events, 1):
         cmds = translate(ev)
@@ -333,6 +347,95 @@ async def play_async(
     if lockstep is not None:
         lockstep.finish(market_info(ex))
     return player
+
+
+async def _play_inline(
+    runtime: Runtime,
+    events: Iterable[Event],
+    player: Player,
+    stepper: Stepper,
+    close: Callable[[int], Awaitable[None]],
+    pacing: Pacing,
+    progress: Progress | None,
+    yield_every: int,
+) -> None:
+    """`play_async`'s loop when nobody waits on the steps (no lockstep): each event's
+    commands are applied with `runtime.handle_now` — at once, so the player reads the
+    state they made before translating the next event, as `play` does — and the loop
+    yields to the event loop (subscribers, the server, other submitters) every
+    `yield_every` events and at each step close. When someone else has queued commands,
+    `handle_now` declines and the commands wait their turn in the queue instead."""
+    handle_now = runtime.handle_now
+    submit = runtime.submit_future
+    translate = player.translate
+    population = player.population
+    t0: int | None = None
+    wall0 = 0.0
+    speed = pacing.speed
+    crosses = stepper.crosses
+
+    async def apply(cmds: Sequence[C.Command]) -> None:
+        if not handle_now(cmds):
+            await asyncio.gather(*[submit(c) for c in cmds])  # behind someone else's
+
+    async def at(ts: int) -> None:
+        nonlocal t0, wall0
+        if crosses(ts):
+            await close(stepper.end())
+            stepper.bucket = ts // stepper.step_ns
+        if ts > stepper.ts:
+            stepper.ts = ts
+        if speed:
+            if t0 is None:
+                t0, wall0 = ts, time.monotonic()
+            d = pacing.delay(ts, t0, wall0)
+            if d > 0.001:
+                runtime.flush_now()
+                await asyncio.sleep(d)
+
+    for n, ev in enumerate(events, 1):
+        cmds = translate(ev)
+        if player.done:
+            break
+        if cmds:
+            k = len(cmds)
+            if k == 1 and not speed and not crosses(ts := cmds[0].ts):
+                # the common case, without a coroutine: one command inside the open step
+                if ts > stepper.ts:
+                    stepper.ts = ts
+                if not handle_now(cmds):
+                    await apply(cmds)
+            else:
+                i = 0
+                while i < k:
+                    ts = cmds[i].ts
+                    if speed or crosses(ts):
+                        await at(ts)
+                    elif ts > stepper.ts:
+                        stepper.ts = ts
+                    j = i + 1
+                    while j < k and cmds[j].ts == ts:
+                        j += 1
+                    group = cmds[i:j] if i or j < k else cmds
+                    if not handle_now(group):
+                        await apply(group)
+                    i = j
+        last = player.last_ts
+        if last is not None:
+            ts = player.step_ts
+            if speed or crosses(ts):
+                await at(ts)
+            elif ts > stepper.ts:
+                stepper.ts = ts
+            if population is not None and last >= population.next_ts:
+                due = player.due(last)
+                if due:
+                    await apply(list(due))
+        if n % yield_every == 0:
+            runtime.flush_now()
+            if progress is not None:
+                progress(player, stepper.step)
+            await asyncio.sleep(0)
 
 
 def market_info(ex: Exchange) -> dict[str, Any]:

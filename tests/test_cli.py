@@ -138,3 +138,52 @@ def test_the_cli_imports_no_database_or_analysis_code_until_a_command_needs_it()
     from exchange.store.urls import EXPORTABLE_NAMES
 
     assert EXPORTABLE == EXPORTABLE_NAMES
+
+
+def test_help_of_the_replay_commands_loads_no_readers_server_or_analysis_code() -> None:
+    """`margincall replay --help` and `backtest --help` print their options from typer
+    alone: the readers, the player, the server and the report stay unloaded."""
+    probe = (
+        "import sys\n"
+        "from exchange.cli import app\n"
+        "sys.argv = ['margincall', *sys.argv[1:]]\n"
+        "try:\n"
+        "    app()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('sqlmodel', 'sqlalchemy', 'pandas', 'plotly', 'aiohttp', 'replay.formats',\n"
+        "         'replay.backtest', 'replay.player', 'replay.report', 'exchange.server',\n"
+        "         'exchange.runtime', 'websockets', 'clients.client')\n"
+        "print('LOADED:' + ','.join(m for m in heavy if m in sys.modules))"
+    )
+    for argv, shown in (
+        (["--help"], "backtest"),
+        (["replay", "--help"], "--speed"),
+        (["backtest", "--help"], "--strategy"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=True
+        )
+        assert shown in done.stdout  # the help itself was printed
+        assert done.stdout.strip().splitlines()[-1] == "LOADED:", (argv, done.stdout[-300:])
+
+
+def test_the_replay_package_resolves_its_names_lazily() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, replay\n"
+            "assert 'replay.events' not in sys.modules\n"
+            "import replay.formats\n"
+            "from replay import merge, read, Trade\n"
+            "from replay.merge import merge as m2\n"
+            "assert merge is m2 and replay.merge is m2 and callable(read)\n"
+            "assert Trade.__module__ == 'replay.events'\n"
+            "print('ok')",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "ok"

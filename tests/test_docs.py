@@ -31,7 +31,8 @@ def test_every_client_method_is_documented() -> None:
     from clients.client import Client
 
     text = (DOCS / "client.md").read_text(encoding="utf-8")
-    public = [n for n, f in vars(Client).items() if not n.startswith("_") and inspect.isfunction(f)]
+    # its own methods and those of its mixins (the admin methods live in clients.admin)
+    public = [n for n, f in inspect.getmembers(Client, inspect.isfunction) if not n.startswith("_")]
     assert len(public) > 25
     for name in public:
         assert f"`{name}(" in text, f"Client.{name} is not in docs/client.md"

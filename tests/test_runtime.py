@@ -205,3 +205,37 @@ async def test_the_callers_command_is_never_mutated_unless_owned() -> None:
         owned = C.CreateAccount(account=2)
         await rt.submit(owned, owned=True)
         assert owned.ts == 77 and log.batches[-1][-1] is owned  # stamped in place
+
+
+async def test_handle_now_applies_in_place_only_when_that_is_what_the_queue_would_do() -> None:
+    rt = Runtime(new_exchange(), clock="stepped")
+    assert not rt.handle_now([C.CreateAccount(account=1)])  # not running
+    async with rt:
+        sub = rt.subscribe("s")
+        await asyncio.sleep(0)  # the engine idles
+        assert rt.handle_now([C.CreateAccount(account=1)])
+        assert rt.exchange.account_view(1) is not None  # applied, readable at once
+        assert len(sub) == 0  # offered at the flush, as one batch
+        rt.submit_nowait(C.CreateAccount(account=2))
+        assert not rt.handle_now([C.CreateAccount(account=3)])  # someone is queued first
+        assert rt.exchange.account_view(3) is None
+        while rt.stats()["queued"]:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        # the in-place events went out before the queued command's
+        seqs = [e.seq for batch in (sub.get_nowait(), sub.get_nowait()) for e in batch or ()]
+        assert seqs == sorted(seqs) and len(seqs) >= 2
+        assert rt.stats()["commands"] == 2
+
+
+async def test_handle_now_declines_with_a_journal() -> None:
+    class Log:
+        durable = False
+
+        async def append(self, commands: list[C.Command]) -> None:
+            pass
+
+    async with Runtime(new_exchange(), clock="stepped", command_log=Log()) as rt:
+        await asyncio.sleep(0)
+        assert not rt.handle_now([C.CreateAccount(account=1)])
+        assert rt.exchange.account_view(1) is None

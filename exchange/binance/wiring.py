@@ -10,7 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
-from exchange.binance import endpoints, rest, streams  # noqa: F401 (endpoints registers handlers)
+from exchange.binance import (  # noqa: F401 (the endpoint modules register handlers)
+    account_endpoints,
+    endpoints,
+    order_endpoints,
+    rest,
+    streams,
+)
 from exchange.binance.gateway import GATEWAY, BinanceConfig, Gateway
 
 

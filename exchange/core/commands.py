@@ -190,5 +190,6 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         SetAccountLimits,
         SettlePositions,
         FundInsurance,
+        ReplaceBook,
     )
 }

@@ -13,7 +13,10 @@ with `qty=1.5` is journaled as such and rejected again, identically, on replay. 
   field means another version or damage: `CodecError`);
 - `int`, `str`, `bool`, `None` and finite `float` values stay themselves whatever the
   annotation says (Python's `json` keeps integers exact at any size and tells `true`
-  from `1` from `1.0`); tuples come back as tuples where the annotation says tuple;
+  from `1` from `1.0`); tuples come back as tuples where the annotation says tuple, and
+  a *list* where the annotation says tuple is journaled as `{"$list": [...]}` and comes
+  back a list (the core rejects a list where it wants a tuple, and so must a replay); a
+  dict there whose only key is `$list` or `$dict` is wrapped as `{"$dict": {...}}`;
 - a value JSON cannot hold exactly (NaN, infinities, `Decimal`, bytes, other objects)
   is journaled as `{"$repr": "<repr>"}` and comes back as that dict: the core rejects
   it as it rejected the original (it accepts only exact types), and the journal never
@@ -126,6 +129,70 @@ def _values_of(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
     return lambda c: ()
 
 
+Encoder = Callable[[Any], Any]
+_ENCODERS: dict[Any, Encoder] = {}
+_FIELD_ENCODERS: dict[type, dict[str, Encoder]] = {}
+_MARKERS = ({"$list"}, {"$dict"})
+
+
+def _encoder_for(tp: Any) -> Encoder:
+    """`to_jsonable`, except that a value in a place the annotation `tp` makes a tuple on
+    decoding keeps its own type (see the module docstring); mirrors `_build_decoder`."""
+    try:
+        return _ENCODERS[tp]
+    except KeyError:
+        pass
+    enc = _ENCODERS[tp] = _build_encoder(tp)
+    return enc
+
+
+def _build_encoder(tp: Any) -> Encoder:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        shaped = [_encoder_for(a) for a in args if typing.get_origin(a) is tuple]
+        if not shaped:
+            return to_jsonable
+        return shaped[0]  # the decoder tries a union's tuple arm on any JSON array
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            item = _encoder_for(args[0])
+
+            def items(v: Any) -> list[Any]:
+                return [item(x) for x in v]
+        else:
+            fixed = [_encoder_for(a) for a in args]
+
+            def items(v: Any) -> list[Any]:
+                if len(v) != len(fixed):
+                    return [to_jsonable(x) for x in v]
+                return [e(x) for e, x in zip(fixed, v, strict=True)]
+
+        def a_tuple(v: Any) -> Any:
+            t = type(v)
+            if t is tuple:
+                return items(v)
+            if t is list:
+                return {"$list": items(v)}
+            if t is dict and v.keys() in _MARKERS:
+                return {"$dict": to_jsonable(v)}
+            return to_jsonable(v)
+
+        return a_tuple
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return lambda v: _encode_dataclass(v) if type(v) is tp else to_jsonable(v)
+    return to_jsonable
+
+
+def _encode_dataclass(obj: Any) -> dict[str, Any]:
+    cls = type(obj)
+    encoders = _FIELD_ENCODERS.get(cls)
+    if encoders is None:
+        hints = typing.get_type_hints(cls)
+        encoders = _FIELD_ENCODERS[cls] = {n: _encoder_for(hints[n]) for n in _fields(cls)}
+    return {n: e(getattr(obj, n)) for n, e in encoders.items()}
+
+
 def encode_command(cmd: Command) -> tuple[str, str]:
     """(type name, canonical JSON payload) of a command.
 
@@ -171,8 +238,9 @@ def _encode_command_general(cmd: Command) -> tuple[str, str]:
     for n in names:
         v = getattr(cmd, n)
         if type(v) not in _SCALARS:
-            v = to_jsonable(v)
             flat = False
+            data = _encode_dataclass(cmd)
+            break
         data[n] = v
     if flat and _FLAT is not None:
         return name, "".join(_FLAT(data, 0))
@@ -207,6 +275,17 @@ def _decoder_for(tp: Any) -> Decoder:
     return dec
 
 
+def _unmarked(v: Any, items: Callable[[list[Any]], list[Any]]) -> Any:
+    """What a non-array in a tuple's place stood for: a `$list` marker is that list, a
+    `$dict` marker that dict; anything else is itself."""
+    if type(v) is dict and len(v) == 1:
+        if type(v.get("$list")) is list:
+            return items(v["$list"])
+        if "$dict" in v:
+            return v["$dict"]
+    return v
+
+
 def _build_decoder(tp: Any) -> Decoder:
     if tp in (int, str, bool, float, type(None), None, Any):
         return _as_is
@@ -234,20 +313,21 @@ def _build_decoder(tp: Any) -> Decoder:
 
             def var_tuple(v: Any, where: str) -> Any:
                 if type(v) is not list:
-                    return v
+                    return _unmarked(v, lambda xs: [item(x, where) for x in xs])
                 return tuple(item(x, f"{where}[{i}]") for i, x in enumerate(v))
 
             return var_tuple
         items = [_decoder_for(a) for a in args]
 
+        def fixed(v: list[Any], where: str) -> list[Any]:
+            if len(v) != len(items):
+                return v
+            return [d(x, f"{where}[{i}]") for i, (d, x) in enumerate(zip(items, v, strict=True))]
+
         def fixed_tuple(v: Any, where: str) -> Any:
             if type(v) is not list:
-                return v
-            if len(v) != len(items):
-                return tuple(v)
-            return tuple(
-                d(x, f"{where}[{i}]") for i, (d, x) in enumerate(zip(items, v, strict=True))
-            )
+                return _unmarked(v, lambda xs: fixed(xs, where))
+            return tuple(fixed(v, where))
 
         return fixed_tuple
     if origin is list:

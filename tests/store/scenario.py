@@ -234,3 +234,47 @@ async def drive(store: object, ex: Exchange, cmds: list[C.Command], batch: int =
             store.feed(events)
         if store.snapshot_due():
             await store.snapshot_hook(ex)
+
+
+def build_synthetic(seed: int, recentres: int = 60) -> list[C.Command]:
+    """A replay-like log: one account quotes BTCUSDT with `ReplaceBook` around an index
+    that moves (its partly filled quotes withdrawn at each re-centring), traders take
+    from the quotes with IOC and resting orders, and one level is sent ill-formed."""
+    b = Builder(seed)
+    rng = b.rng
+    quoter = 7
+    px = 300_000
+    b.do(C.SetIndexPrice(symbol=BTC, price=px))
+    b.do(C.CreateAccount(account=quoter))
+    b.do(C.Deposit(account=quoter, asset="USDT", amount=10**7 * USDT))
+    traders = list(range(200, 210))
+    for a in traders:
+        b.do(C.CreateAccount(account=a))
+        b.do(C.Deposit(account=a, asset="USDT", amount=rng.randint(2_000, 20_000) * USDT))
+        b.do(C.SetLeverage(account=a, symbol=BTC, leverage=rng.choice((5, 10, 20))))
+    for k in range(recentres):
+        px += rng.randint(-40, 40) * 10
+        b.do(C.SetIndexPrice(symbol=BTC, price=px))
+        step = 10 * rng.randint(1, 3)
+        bids = tuple((px - step * i, rng.randint(5, 40)) for i in range(1, 6))
+        asks = tuple((px + step * i, rng.randint(5, 40)) for i in range(1, 6))
+        if k == recentres // 2:
+            b.do(C.ReplaceBook(account=quoter, symbol=BTC, bids=[bids[0]], asks=asks))  # type: ignore[arg-type]
+        b.do(C.ReplaceBook(account=quoter, symbol=BTC, bids=bids, asks=asks))
+        for _ in range(rng.randint(1, 4)):
+            a = rng.choice(traders)
+            side = rng.choice(("BUY", "SELL"))
+            qty = rng.randint(1, 60)
+            if rng.random() < 0.7:
+                far = px + 200 if side == "BUY" else px - 200
+                b.do(
+                    C.PlaceOrder(
+                        account=a, symbol=BTC, side=side, qty=qty, price=far, time_in_force="IOC"
+                    )
+                )
+            else:
+                near = px - step if side == "BUY" else px + step
+                b.do(C.PlaceOrder(account=a, symbol=BTC, side=side, qty=qty, price=near))
+        if k % 10 == 9:
+            b.do(C.AdvanceClock(), dt_ms=8 * 3600 * 1000)  # funding on the way
+    return b.cmds
