@@ -2,19 +2,27 @@
 `seconds`-long round with a crash, on the real game server (durable store, stepped
 clock driven by the game controller).
 
-The game server runs in this process; the students run in one child process (each a
-WebSocket connection that behaves like the trading screen: logs on with its session
-token, subscribes to book, trades, mark and account, places a limit order near the mark
-and cancels it, or trades at market with leverage, a few times a minute); the bots
-(market makers and noise traders from clients/bots.py, trading hard) in another.
+The game server runs in this process; the students run in `student_processes` child
+processes (each student a WebSocket connection that behaves like the trading screen:
+logs on with its session token, subscribes to book, trades, mark and account, parses
+every message it receives and keeps the book, the trade tape, the mark and its account
+updates; places a limit order near the mark and cancels it, or trades at market with
+leverage, a few times a minute, until the trading window ends); the bots (market makers
+and noise traders from clients/bots.py, trading hard) in another. The round is paused
+while the bots connect and the baseline is taken, so its clock runs with the trading
+window.
 
 Measured: order acknowledgement latency as the students see it (`ack_p50_ms`,
-`ack_p99_ms`), how often the leaderboard was recomputed (`leaderboard_updates_per_s`),
-and the stream lag: for every mark update a student receives, its receive time minus
-the time the engine published that update (both wall clocks of this machine),
-`max_stream_lag_ms` and `stream_lag_p99_ms`. Baseline, same run: the acknowledgement
-latency of one student alone on the same server before the class connects
-(`quiet_ack_p50_ms`, `quiet_ack_p99_ms`).
+`ack_p99_ms`: request sent to answer read, in the student's process), how often the
+leaderboard was recomputed while the students traded and the round ran
+(`leaderboard_updates_per_s` over `leaderboard_window_s`), and the stream lag: for every
+mark update a student receives, its receive time minus the time the engine published
+that update (both wall clocks of this machine), `max_stream_lag_ms` and
+`stream_lag_p99_ms`. The simulator's own event-loop lag (`student_loop_lag_*`, sampled
+every 10 ms in each student process) is part of every latency it measures, and is
+reported beside them. Baseline, same run: the acknowledgement latency of one student
+alone on the same server before the class connects (`quiet_ack_p50_ms`,
+`quiet_ack_p99_ms`).
 """
 
 from __future__ import annotations

@@ -50,6 +50,8 @@ from exchange.sessions import SessionTokens
 
 log = logging.getLogger("margincall.server")
 
+ROUTE_SLICE = 64  # events routed between two turns of the event loop
+
 
 @dataclass
 class ServerConfig:
@@ -347,12 +349,19 @@ class Server:
         await self.stop()
 
     async def _route(self, sub: Any) -> None:
+        """Route each batch in order; a large one (a cascade) in slices of `ROUTE_SLICE`
+        events with a turn of the loop between them, so answers and the engine are not
+        held behind a fan-out of many thousand messages."""
         route = self.api.router.route
+        n = ROUTE_SLICE
         async for batch in sub:
-            try:
-                route(batch)
-            except Exception:
-                log.exception("routing a batch failed")
+            for i in range(0, len(batch), n):
+                try:
+                    route(batch[i : i + n] if len(batch) > n else batch)
+                except Exception:
+                    log.exception("routing a batch failed")
+                if len(batch) > i + n:
+                    await asyncio.sleep(0)
 
     def _mark_dirty(self, conn: Connection) -> None:
         self._dirty.append(conn)
