@@ -51,6 +51,8 @@ from exchange.sessions import SessionTokens
 log = logging.getLogger("margincall.server")
 
 ROUTE_SLICE = 64  # events routed between two turns of the event loop
+FLUSH_SLICE = 50  # connections written between two turns of the event loop
+PRIVATE = '{"stream":"account"'  # how an account stream message begins (see protocol.wire)
 
 
 @dataclass
@@ -114,7 +116,9 @@ class Connection:
     Stream messages are written in batches: `enqueue` only queues, and the server's one
     flush (`Server._flush`, at most once per `flush_interval`, at once when the previous
     flush is older) writes each connection's queued messages as one socket write — one
-    syscall for many frames, no task switch per connection per engine turn. A connection
+    syscall for many frames, no task switch per connection per engine turn. A message of
+    the private `account` stream is written at the next turn of the loop instead (with
+    what is queued before it). A connection
     whose socket buffer is over its high-water mark (a slow reader) is left to its writer
     task, which sends one message at a time and waits for the buffer to drain; its
     outbox then fills, and past `max_outbox` it is closed.
@@ -130,6 +134,7 @@ class Connection:
         self.sending = False  # the writer task is sending (the batch path stays out)
         self.batched = isinstance(ws, ServerConnection)  # else: one send per message
         self._dirty = False
+        self._urgent = False
         cfg = server.config
         self.bucket = (
             TokenBucket(cfg.rate_limit, cfg.rate_burst or 2 * cfg.rate_limit)
@@ -149,9 +154,20 @@ class Connection:
         self.outbox.append(text)
         if not self.batched:
             self.wake.set()
-        elif not self._dirty:
+            return
+        if not self._dirty:
             self._dirty = True
             self.server._mark_dirty(self)
+        if not self._urgent and text.startswith(PRIVATE):
+            # the account's own order and fill updates go out at once, as answers do
+            # (with whatever is queued before them, in order); market data waits
+            self._urgent = True
+            asyncio.get_running_loop().call_soon(self._flush_urgent)
+
+    def _flush_urgent(self) -> None:
+        self._urgent = False
+        if self._dirty:
+            self.flush()
 
     def flush(self) -> None:
         """Write everything queued in one socket write, unless the socket is backed up
@@ -374,16 +390,25 @@ class Server:
                 self._flush_handle = loop.call_at(at, self._flush)
 
     def _flush(self) -> None:
-        """Every connection with queued stream messages writes them (see `Connection`)."""
+        """Every connection with queued stream messages writes them (see `Connection`),
+        `FLUSH_SLICE` connections per turn of the loop, so an answer waits for at most
+        one slice of them."""
+        loop = asyncio.get_running_loop()
         self._flush_handle = None
-        self._last_flush = asyncio.get_running_loop().time()
+        self._last_flush = loop.time()
         dirty, self._dirty = self._dirty, []
-        for conn in dirty:
+        self._flush_slice(dirty, 0)
+
+    def _flush_slice(self, dirty: list[Connection], start: int) -> None:
+        end = start + FLUSH_SLICE
+        for conn in dirty[start:end]:
             try:
                 conn.flush()
             except Exception:  # the connection is closing under us: its own path ends it
                 log.debug("batched write failed", exc_info=True)
                 conn.wake.set()
+        if end < len(dirty):
+            asyncio.get_running_loop().call_soon(self._flush_slice, dirty, end)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if len(self.connections) >= self.config.max_connections:
