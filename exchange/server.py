@@ -71,7 +71,7 @@ class ServerConfig:
     abuse_strikes: int = 1000  # -1015 answers within abuse_window before disconnecting
     abuse_window: float = 10.0
     max_outbox: int = 10_000  # stream messages waiting for a slow reader
-    flush_interval: float = 0.05  # s between two batched writes of stream messages
+    flush_interval: float = 0.1  # s between two batched writes of stream messages
     socket_send_buffer: int | None = None  # SO_SNDBUF per connection; None = the OS default
     fanout_queue: int = 100_000  # event batches waiting for the router
     pipeline: bool | None = None  # read on while commands commit; None = if the store is durable
