@@ -2,19 +2,27 @@
 `seconds`-long round with a crash, on the real game server (durable store, stepped
 clock driven by the game controller).
 
-The game server runs in this process; the students run in one child process (each a
-WebSocket connection that behaves like the trading screen: logs on with its session
-token, subscribes to book, trades, mark and account, places a limit order near the mark
-and cancels it, or trades at market with leverage, a few times a minute); the bots
-(market makers and noise traders from clients/bots.py, trading hard) in another.
+The game server runs in this process; the students run in `student_processes` child
+processes (each student a WebSocket connection that behaves like the trading screen:
+logs on with its session token, subscribes to book, trades, mark and account, parses
+every message it receives and keeps the book, the trade tape, the mark and its account
+updates; places a limit order near the mark and cancels it, or trades at market with
+leverage, a few times a minute, until the trading window ends); the bots (market makers
+and noise traders from clients/bots.py, trading hard) in another. The round is paused
+while the bots connect and the baseline is taken, so its clock runs with the trading
+window.
 
 Measured: order acknowledgement latency as the students see it (`ack_p50_ms`,
-`ack_p99_ms`), how often the leaderboard was recomputed (`leaderboard_updates_per_s`),
-and the stream lag: for every mark update a student receives, its receive time minus
-the time the engine published that update (both wall clocks of this machine),
-`max_stream_lag_ms` and `stream_lag_p99_ms`. Baseline, same run: the acknowledgement
-latency of one student alone on the same server before the class connects
-(`quiet_ack_p50_ms`, `quiet_ack_p99_ms`).
+`ack_p99_ms`: request sent to answer read, in the student's process), how often the
+leaderboard was recomputed while the students traded and the round ran
+(`leaderboard_updates_per_s` over `leaderboard_window_s`), and the stream lag: for every
+mark update a student receives, its receive time minus the time the engine published
+that update (both wall clocks of this machine), `max_stream_lag_ms` and
+`stream_lag_p99_ms`. The simulator's own event-loop lag (`student_loop_lag_*`, sampled
+every 10 ms in each student process) is part of every latency it measures, and is
+reported beside them. Baseline, same run: the acknowledgement latency of one student
+alone on the same server before the class connects (`quiet_ack_p50_ms`,
+`quiet_ack_p99_ms`).
 """
 
 from __future__ import annotations
@@ -61,35 +69,61 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bots", type=int, default=20)
     p.add_argument("--seconds", type=float, default=120.0)
     p.add_argument("--orders-per-minute", type=float, default=4.0, help="per student")
+    p.add_argument("--student-processes", type=int, default=4, help="students spread over")
 
 
 STUDENTS = r"""
 import asyncio, json, random, sys, time
-from websockets.asyncio.client import connect
+from collections import deque
+import aiohttp, orjson
 
-async def student(i, url, token, end, opm, acks, lags, counts):
+# One trading screen: it parses every message it receives (as the browser's JSON.parse
+# does) and keeps what the screen shows: the book (snapshot + deltas), the trade tape,
+# the mark, the account's latest updates.
+async def student(http, i, url, token, end, opm, acks, lags, counts):
     rng = random.Random(i)
-    async with connect(url, max_queue=None, max_size=2**22) as ws:
+    async with http.ws_connect(url, max_msg_size=2**22, autoping=True) as ws:
         pending, nid = {}, 0
         mark = [None]
+        book = {"bids": {}, "asks": {}}
+        tape = deque(maxlen=50)
+        account = deque(maxlen=50)
         async def call(method, params):
             nonlocal nid
             nid += 1
             fut = asyncio.get_running_loop().create_future()
             pending[nid] = fut
             t = time.time()
-            await ws.send(json.dumps({"id": nid, "method": method, "params": params}))
+            await ws.send_str(json.dumps({"id": nid, "method": method, "params": params}))
             msg = await fut
             return msg, (time.time() - t) * 1000
         async def reader():
-            async for raw in ws:
-                m = json.loads(raw)
-                if "stream" in m:
-                    if m["stream"] == "mark.BTCUSDT":
-                        d = m["data"]
+            async for frame in ws:
+                if frame.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                now = time.time()
+                m = orjson.loads(frame.data)
+                stream = m.get("stream")
+                if stream is not None:
+                    d = m["data"]
+                    if stream == "mark.BTCUSDT":
                         mark[0] = float(d["mark"])
                         if d.get("seq"):
-                            lags.append((d["ts"], time.time()))
+                            lags.append((d["ts"], now))
+                    elif stream == "trades.BTCUSDT":
+                        tape.appendleft(d)
+                    elif stream == "book.BTCUSDT":
+                        if d["type"] == "snapshot":
+                            book["bids"].clear(); book["asks"].clear()
+                        for side in ("bids", "asks"):
+                            levels = book[side]
+                            for px, qty in d[side]:
+                                if float(qty):
+                                    levels[px] = qty
+                                else:
+                                    levels.pop(px, None)
+                    else:
+                        account.append(d)
                     continue
                 f = pending.pop(m.get("id"), None)
                 if f is not None and not f.done():
@@ -99,7 +133,7 @@ async def student(i, url, token, end, opm, acks, lags, counts):
         await call("subscribe", {"streams": ["book.BTCUSDT", "trades.BTCUSDT", "mark.BTCUSDT", "account"]})
         await call("leverage.set", {"symbol": "BTCUSDT", "leverage": rng.choice([5, 10, 20, 30, 40])})
         gap = 60.0 / opm
-        await asyncio.sleep(rng.uniform(0, gap))
+        await asyncio.sleep(min(rng.uniform(0, gap), max(0.0, end - time.time())))
         while time.time() < end:
             if mark[0]:
                 side = rng.choice(["BUY", "SELL"])
@@ -118,20 +152,33 @@ async def student(i, url, token, end, opm, acks, lags, counts):
                 counts[0] += 1
                 if m.get("status") != 200:
                     counts[2] += 1
-            await asyncio.sleep(rng.expovariate(1 / gap))
+            # the trading window ends at `end` for everyone (no student lingers past it)
+            await asyncio.sleep(min(rng.expovariate(1 / gap), max(0.0, end - time.time())))
         rd.cancel()
 
 async def main():
     cfg = json.loads(sys.stdin.read())
-    end = time.time() + cfg["seconds"]
+    end = cfg["end"]
     acks, lags, counts = [], [], [0, 0, 0]
-    async def one(i, tok):
-        await asyncio.sleep(i * 0.01)  # connect over a couple of seconds, as a class does
-        await student(i, cfg["url"], tok, end, cfg["opm"], acks, lags, counts)
-    res = await asyncio.gather(*(one(i, t) for i, t in enumerate(cfg["tokens"])), return_exceptions=True)
+    loop_lag = []
+    async def probe():  # this process's own event-loop lag: it inflates what it measures
+        loop = asyncio.get_running_loop()
+        while time.time() < end:
+            t = loop.time()
+            await asyncio.sleep(0.01)
+            loop_lag.append((loop.time() - t - 0.01) * 1000)
+    probing = asyncio.create_task(probe())
+    cpu = time.process_time()
+    async with aiohttp.ClientSession() as http:
+        async def one(i, tok):
+            await asyncio.sleep(i * 0.01)  # connect over a couple of seconds, as a class does
+            await student(http, i, cfg["url"], tok, end, cfg["opm"], acks, lags, counts)
+        res = await asyncio.gather(*(one(i, t) for i, t in cfg["tokens"]), return_exceptions=True)
+    probing.cancel()
     errors = [repr(r) for r in res if isinstance(r, BaseException)]
     print(json.dumps({"acks": acks, "lags": lags, "orders": counts[0], "cancels": counts[1],
-                      "rejected": counts[2], "errors": errors[:5], "failed": len(errors)}))
+                      "rejected": counts[2], "errors": errors[:5], "failed": len(errors),
+                      "loop_lag": loop_lag, "cpu_s": time.process_time() - cpu}))
 
 asyncio.run(main())
 """
@@ -164,6 +211,32 @@ async def main():
 
 asyncio.run(main())
 """
+
+
+def _child(script: str, env: dict[str, str], cfg: dict[str, Any]) -> subprocess.Popen[str]:
+    p = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, env=env,
+    )  # fmt: skip
+    assert p.stdin is not None
+    p.stdin.write(json.dumps(cfg))
+    p.stdin.close()
+    return p
+
+
+def _read(p: subprocess.Popen[str]) -> str:
+    assert p.stdout is not None
+    return p.stdout.read()
+
+
+async def _trading_window(g: Any, seconds: float) -> tuple[int, float]:
+    """Leaderboard updates while the students trade and the round runs: from now until
+    `seconds` have passed or the round is over, whichever comes first."""
+    loop = asyncio.get_running_loop()
+    start, n0 = loop.time(), g.board_updates
+    while loop.time() - start < seconds and g.state in ("running", "paused"):
+        await asyncio.sleep(0.05)
+    return g.board_updates - n0, loop.time() - start
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -224,52 +297,33 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         s, _ = await g.join(f"student{i}")
         tokens.append(cs.server.api.sessions.issue(s.account, ttl_s=3600))
     await g.act("start")
+    await g.act("pause")  # the round's clock runs only while the students trade
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    bots = subprocess.Popen(
-        [sys.executable, "-c", BOTS],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert bots.stdin is not None and bots.stdout is not None
-    bots.stdin.write(
-        json.dumps({"url": cs.ws_url, "admin": "bench", "bots": args.bots, "seconds": seconds + 10})
-    )
-    bots.stdin.close()
+    bots_cfg = {"url": cs.ws_url, "admin": "bench", "bots": args.bots, "seconds": seconds + 10}
+    bots = _child(BOTS, env, bots_cfg)
+    assert bots.stdout is not None
     await asyncio.get_running_loop().run_in_executor(None, bots.stdout.readline)
-    await g.act("pause")  # the baseline: one student alone while the market is halted
-    quiet = await _quiet(cs.ws_url, tokens[-1])
+    quiet = await _quiet(cs.ws_url, tokens[-1])  # the baseline: one student alone, market halted
     await g.act("resume")
-    updates0, t0 = g.board_updates, time.monotonic()
-    students = subprocess.Popen(
-        [sys.executable, "-c", STUDENTS],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert students.stdin is not None and students.stdout is not None
-    students.stdin.write(
-        json.dumps(
-            {
-                "url": cs.ws_url,
-                "tokens": tokens[:-1],
-                "seconds": seconds,
-                "opm": args.orders_per_minute,
-            }
-        )
-    )
-    students.stdin.close()
-    out = await asyncio.get_running_loop().run_in_executor(None, students.stdout.read)
-    elapsed = time.monotonic() - t0
-    updates = g.board_updates - updates0
-    res = json.loads(out)
-    bots_out = json.loads(
-        (await asyncio.get_running_loop().run_in_executor(None, bots.stdout.read))
-        .strip()
-        .splitlines()[-1]
-    )
+    loop = asyncio.get_running_loop()
+    end = time.time() + seconds
+    window = loop.create_task(_trading_window(g, seconds))
+    procs = max(1, min(args.student_processes, args.students))
+    students = []
+    for j in range(procs):
+        mine = [(i, tokens[i]) for i in range(j, args.students, procs)]
+        cfg = {"url": cs.ws_url, "tokens": mine, "end": end, "opm": args.orders_per_minute}
+        students.append(_child(STUDENTS, env, cfg))
+    outs = await asyncio.gather(*(loop.run_in_executor(None, _read, p) for p in students))
+    updates, elapsed = await window
+    parts = [json.loads(o) for o in outs]
+    res: dict[str, Any] = {"acks": [], "lags": [], "loop_lag": [], "errors": []}
+    for part in parts:
+        for k in ("acks", "lags", "loop_lag", "errors"):
+            res[k] += part[k]
+    for k in ("orders", "cancels", "rejected", "failed", "cpu_s"):
+        res[k] = sum(part[k] for part in parts)
+    bots_out = json.loads((await loop.run_in_executor(None, _read, bots)).strip().splitlines()[-1])
     lags = [(recv - published[ts]) * 1000 for ts, recv in res["lags"] if ts in published]
     liquidations = sum(1 for r in g.liquidations if r["student"])
     state = g.state
@@ -289,10 +343,15 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "quiet_ack_p50_ms": _pct(quiet, 0.5),
         "quiet_ack_p99_ms": _pct(quiet, 0.99),
         "leaderboard_updates_per_s": round(updates / elapsed, 2),
+        "leaderboard_window_s": round(elapsed, 1),
         "max_stream_lag_ms": _pct(lags, 1.0) if lags else None,
         "stream_lag_p99_ms": _pct(lags, 0.99) if lags else None,
         "mark_updates_received": len(lags),
         "student_liquidations": liquidations,
+        "student_processes": procs,
+        "student_loop_lag_p99_ms": _pct(res["loop_lag"], 0.99),
+        "student_loop_lag_max_ms": _pct(res["loop_lag"], 1.0),
+        "student_cpu_s": round(res["cpu_s"], 1),
         "cascades": len(g.cascades),
         "final_state": state,
         "errors": res["errors"],

@@ -13,10 +13,12 @@ read after a write sees the write). With a durable store (or `pipeline=True`) th
 connection reads on while an order placement or cancellation waits for its commit
 (`Session.pipeline`), so one client that pipelines has its commands committed in groups
 rather than one commit each; at most `max_pipeline` requests are in flight, then the
-connection stops reading until the oldest is answered. Stream messages go through the connection's own
-bounded outbox and writer task; a client that stops reading lets its outbox fill, and
-past `max_outbox` messages it is closed with 1008 "slow consumer" and counted — the
-engine and the other clients never wait for it.
+connection stops reading until the oldest is answered. Stream messages go through the
+connection's own bounded outbox, written in batches: at most one socket write per
+`flush_interval` per connection carries everything queued (answers never wait for it);
+a client that stops reading lets its outbox fill, and past `max_outbox` messages it is
+closed with 1008 "slow consumer" and counted — the engine and the other clients never
+wait for it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import struct
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from exchange.auth import AdminAuth, KeyStore
 from exchange.core.errors import MESSAGES, Code
@@ -45,6 +49,10 @@ from exchange.runtime import Runtime
 from exchange.sessions import SessionTokens
 
 log = logging.getLogger("margincall.server")
+
+ROUTE_SLICE = 64  # events routed between two turns of the event loop
+FLUSH_SLICE = 50  # connections written between two turns of the event loop
+PRIVATE = '{"stream":"account"'  # how an account stream message begins (see protocol.wire)
 
 
 @dataclass
@@ -63,6 +71,7 @@ class ServerConfig:
     abuse_strikes: int = 1000  # -1015 answers within abuse_window before disconnecting
     abuse_window: float = 10.0
     max_outbox: int = 10_000  # stream messages waiting for a slow reader
+    flush_interval: float = 0.1  # s between two batched writes of stream messages
     socket_send_buffer: int | None = None  # SO_SNDBUF per connection; None = the OS default
     fanout_queue: int = 100_000  # event batches waiting for the router
     pipeline: bool | None = None  # read on while commands commit; None = if the store is durable
@@ -91,8 +100,29 @@ class TokenBucket:
         return False
 
 
+def text_frame_header(n: int) -> bytes:
+    """RFC 6455 §5.2: the header of a final, unmasked text frame of `n` payload bytes
+    (a server never masks; without extensions the payload goes as is)."""
+    if n < 126:
+        return bytes((0x81, n))
+    if n < 65536:
+        return struct.pack("!BBH", 0x81, 126, n)
+    return struct.pack("!BBQ", 0x81, 127, n)
+
+
 class Connection:
-    """One client: its session, outbox and writer task."""
+    """One client: its session, outbox and writer task.
+
+    Stream messages are written in batches: `enqueue` only queues, and the server's one
+    flush (`Server._flush`, at most once per `flush_interval`, at once when the previous
+    flush is older) writes each connection's queued messages as one socket write — one
+    syscall for many frames, no task switch per connection per engine turn. A message of
+    the private `account` stream is written at the next turn of the loop instead (with
+    what is queued before it). A connection
+    whose socket buffer is over its high-water mark (a slow reader) is left to its writer
+    task, which sends one message at a time and waits for the buffer to drain; its
+    outbox then fills, and past `max_outbox` it is closed.
+    """
 
     def __init__(self, server: Server, ws: ServerConnection) -> None:
         self.server = server
@@ -101,6 +131,10 @@ class Connection:
         self.outbox: deque[str] = deque()
         self.wake = asyncio.Event()
         self.dead = False
+        self.sending = False  # the writer task is sending (the batch path stays out)
+        self.batched = isinstance(ws, ServerConnection)  # else: one send per message
+        self._dirty = False
+        self._urgent = False
         cfg = server.config
         self.bucket = (
             TokenBucket(cfg.rate_limit, cfg.rate_burst or 2 * cfg.rate_limit)
@@ -118,7 +152,56 @@ class Connection:
             self.server.slow_consumers_dropped += 1
             return
         self.outbox.append(text)
-        self.wake.set()
+        if not self.batched:
+            self.wake.set()
+            return
+        if not self._dirty:
+            self._dirty = True
+            self.server._mark_dirty(self)
+        if not self._urgent and text.startswith(PRIVATE):
+            # the account's own order and fill updates go out at once, as answers do
+            # (with whatever is queued before them, in order); market data waits
+            self._urgent = True
+            asyncio.get_running_loop().call_soon(self._flush_urgent)
+
+    def _flush_urgent(self) -> None:
+        self._urgent = False
+        if self._dirty:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write everything queued in one socket write, unless the socket is backed up
+        (then the writer task takes over). Synchronous: frames of one connection never
+        interleave, as websockets writes a frame in one synchronous step too."""
+        self._dirty = False
+        outbox = self.outbox
+        if self.dead or not outbox:
+            return
+        ws = self.ws
+        transport = ws.transport
+        if (
+            self.sending
+            or ws.protocol.state is not State.OPEN
+            or transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+        ):
+            self.wake.set()
+            return
+        protocol = ws.protocol
+        n = len(outbox)
+        if protocol.extensions:  # e.g. compression: frames only websockets can build
+            for _ in range(n):
+                protocol.send_text(outbox.popleft().encode())
+            transport.write(b"".join(protocol.data_to_send()))
+        else:
+            parts = []
+            for _ in range(n):
+                data = outbox.popleft().encode()
+                parts.append(text_frame_header(len(data)))
+                parts.append(data)
+            transport.write(b"".join(parts))
+        self.server.stream_messages_sent += n
 
     def kill(self, code: int, reason: str) -> None:
         if self.dead:
@@ -139,6 +222,8 @@ class Connection:
                 transport.abort()
 
     async def write_loop(self) -> None:
+        """One message at a time, waiting for the socket to drain: the path of a
+        connection without batching, and of a slow reader."""
         ws, outbox = self.ws, self.outbox
         try:
             while not self.dead:
@@ -146,9 +231,14 @@ class Connection:
                     self.wake.clear()
                     await self.wake.wait()
                     continue
-                text = outbox.popleft()
-                await ws.send(text)
-                self.server.stream_messages_sent += 1
+                self.sending = True
+                try:
+                    while outbox and not self.dead:
+                        text = outbox.popleft()
+                        await ws.send(text)
+                        self.server.stream_messages_sent += 1
+                finally:
+                    self.sending = False
         except ConnectionClosed:
             pass
 
@@ -203,6 +293,9 @@ class Server:
         self._ws: WsServer | None = None
         self._router_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[Any]] = set()
+        self._dirty: list[Connection] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._last_flush = 0.0
         self.port: int | None = None
         # counters
         self.accepted = 0
@@ -252,6 +345,9 @@ class Server:
             self._ws.close()
             await self._ws.wait_closed()
             self._ws = None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         if self._router_task is not None:
             self._sub.close()
             self._router_task.cancel()
@@ -269,12 +365,50 @@ class Server:
         await self.stop()
 
     async def _route(self, sub: Any) -> None:
+        """Route each batch in order; a large one (a cascade) in slices of `ROUTE_SLICE`
+        events with a turn of the loop between them, so answers and the engine are not
+        held behind a fan-out of many thousand messages."""
         route = self.api.router.route
+        n = ROUTE_SLICE
         async for batch in sub:
+            for i in range(0, len(batch), n):
+                try:
+                    route(batch[i : i + n] if len(batch) > n else batch)
+                except Exception:
+                    log.exception("routing a batch failed")
+                if len(batch) > i + n:
+                    await asyncio.sleep(0)
+
+    def _mark_dirty(self, conn: Connection) -> None:
+        self._dirty.append(conn)
+        if self._flush_handle is None:
+            loop = asyncio.get_running_loop()
+            at = self._last_flush + self.config.flush_interval
+            if at <= loop.time():
+                self._flush_handle = loop.call_soon(self._flush)
+            else:
+                self._flush_handle = loop.call_at(at, self._flush)
+
+    def _flush(self) -> None:
+        """Every connection with queued stream messages writes them (see `Connection`),
+        `FLUSH_SLICE` connections per turn of the loop, so an answer waits for at most
+        one slice of them."""
+        loop = asyncio.get_running_loop()
+        self._flush_handle = None
+        self._last_flush = loop.time()
+        dirty, self._dirty = self._dirty, []
+        self._flush_slice(dirty, 0)
+
+    def _flush_slice(self, dirty: list[Connection], start: int) -> None:
+        end = start + FLUSH_SLICE
+        for conn in dirty[start:end]:
             try:
-                route(batch)
-            except Exception:
-                log.exception("routing a batch failed")
+                conn.flush()
+            except Exception:  # the connection is closing under us: its own path ends it
+                log.debug("batched write failed", exc_info=True)
+                conn.wake.set()
+        if end < len(dirty):
+            asyncio.get_running_loop().call_soon(self._flush_slice, dirty, end)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if len(self.connections) >= self.config.max_connections:

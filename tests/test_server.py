@@ -8,6 +8,7 @@ import random
 import socket
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -579,4 +580,38 @@ async def test_pipelining_off_answers_one_request_at_a_time() -> None:
         assert [a["id"] for a in answers] == list(range(10))
         assert log.batches[before:] == [1] * 10
         await ws.close()
+        await adm.close()
+
+
+def test_text_frame_header_matches_the_websockets_serializer() -> None:
+    from websockets.frames import Frame, Opcode
+
+    from exchange.server import text_frame_header
+
+    for n in (0, 1, 125, 126, 127, 65535, 65536, 200_000):
+        data = b"x" * n
+        assert text_frame_header(n) + data == Frame(Opcode.TEXT, data).serialize(
+            mask=False, extensions=[]
+        )
+
+
+async def test_batched_stream_writes_arrive_whole_and_in_order() -> None:
+    """Hundreds of raw mark changes leave in a few batched writes; the client reads
+    every one, in order, each a frame of its own, and answers come in between."""
+    async with running_stack() as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        await adm.call("admin.setIndex", symbol=SYM, price="49000")
+        async with Probe(st.url, S) as w:
+            await w.call("subscribe", streams=[f"mark.{SYM}@raw"])
+            first = await w.next(f"mark.{SYM}@raw")  # the current values, seq 0
+            prices = [50000 + (i % 2) * 10 + i for i in range(300)]
+            for px in prices:
+                await adm.call("admin.setIndex", symbol=SYM, price=str(px))
+            assert (await w.call("time"))["clock"] == "stepped"  # an answer in the middle
+            got = [await w.next(f"mark.{SYM}@raw") for _ in prices]
+        assert first["seq"] == 0
+        assert [Decimal(m["index"]) for m in got] == [Decimal(p) for p in prices]
+        seqs = [m["seq"] for m in got]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        assert st.server.stream_messages_sent >= len(prices) + 1
         await adm.close()

@@ -634,7 +634,10 @@ class Classroom:
     # ================================================================ views
 
     def leaderboard(self) -> list[dict[str, Any]]:
-        return standings(self.tracker, self.game.rank_by, self.roster.label)
+        labels = self.roster.labels()
+        return standings(
+            self.tracker, self.game.rank_by, lambda a: labels.get(a) or self.roster.label(a)
+        )
 
     def status(self) -> dict[str, Any]:
         return views.status(self)

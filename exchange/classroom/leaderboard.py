@@ -67,10 +67,10 @@ class AccountStats:
         self.equity = equity
         if equity > self.peak:
             self.peak = equity
-        if self.peak > 0:
-            dd = Fraction(self.peak - equity, self.peak)
-            if dd > self.max_drawdown:
-                self.max_drawdown = dd
+        peak, worst = self.peak, self.max_drawdown
+        # (peak − equity) / peak > worst, compared in integers: a Fraction only when larger
+        if peak > 0 and (peak - equity) * worst.denominator > worst.numerator * peak:
+            self.max_drawdown = Fraction(peak - equity, peak)
         if keep_curve:
             self.curve.append((ts, equity))
 
@@ -139,7 +139,8 @@ def score(s: AccountStats, rank_by: str) -> Fraction:
 
 
 def standings(tracker: Tracker, rank_by: str, label: Callable[[int], str]) -> list[dict[str, Any]]:
-    """Rows ranked by the metric (see the module docstring); rank 1 is best."""
+    """Rows ranked by the metric (see the module docstring); rank 1 is best.
+    O(n log n) for n accounts, a few exact integer-ratio operations per row."""
     rows = []
     for acct, s in tracker.stats.items():
         rows.append((score(s, rank_by), s, acct, label(acct)))
@@ -165,10 +166,10 @@ def standings(tracker: Tracker, rank_by: str, label: Callable[[int], str]) -> li
 
 
 def _pct(f: Fraction) -> str:
-    """Two decimals, half away from zero."""
-    q = abs(f) * 100
-    n = int(q) + (1 if q - int(q) >= Fraction(1, 2) else 0)
-    sign = "-" if f < 0 and n else ""
+    """Two decimals, half away from zero (integer arithmetic on the exact fraction)."""
+    num, den = f.numerator, f.denominator
+    n = (200 * abs(num) + den) // (2 * den)  # round(|f| × 100), halves away from zero
+    sign = "-" if num < 0 and n else ""
     return f"{sign}{n // 100}.{n % 100:02d}"
 
 

@@ -200,6 +200,14 @@ class Roster:
             out.setdefault(s.account, []).append(s)
         return out
 
+    def labels(self) -> dict[int, str]:
+        """`label` of every account with a student, in one pass (O(students))."""
+        out: dict[int, str] = {}
+        for s in self.students.values():
+            if s.account not in out:
+                out[s.account] = f"Team {s.team}" if s.team else s.nickname
+        return out
+
     def label(self, account: int) -> str:
         """The name shown for an account: its team code, or its one student's nickname."""
         members = [s for s in self.students.values() if s.account == account]

@@ -50,7 +50,12 @@ class QueryWriter:
         proj = self._projector
         assert proj is not None
         q = self._pq
-        limit = self.config.max_rows_per_txn
+        cfg = self.config
+        limit = (
+            min(cfg.max_rows_per_txn, cfg.durable_query_rows)
+            if self.durable
+            else cfg.max_rows_per_txn
+        )
         gap_frozen = False
         while True:
             with self._pcv:
