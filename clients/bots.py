@@ -42,12 +42,16 @@ class Bot:
         self.stats = BotStats()
         self.tick = Decimal("0.1")
         self.step = Decimal("0.001")
+        self.band: tuple[Decimal, Decimal] | None = None  # PERCENT_PRICE, around the mark
 
     async def setup(self) -> None:
         info = await self.client.exchange_info(self.symbol)
         sym = info["symbols"][0]
         self.tick = Decimal(sym["tickSize"])
         self.step = Decimal(sym["stepSize"])
+        for f in sym.get("filters", ()):
+            if f.get("filterType") == "PERCENT_PRICE":
+                self.band = (Decimal(f["multiplierDown"]), Decimal(f["multiplierUp"]))
 
     def price(self, value: Decimal) -> Decimal:
         return (value / self.tick).quantize(Decimal(1), ROUND_HALF_EVEN) * self.tick
@@ -122,11 +126,24 @@ class MarketMaker(Bot):
     def delay(self) -> float:
         return self.refresh
 
+    def centre(self, index: Decimal, mark: Decimal) -> Decimal:
+        """Where to centre the ladder: the index, pulled inside the price band around the
+        mark so that the whole ladder is accepted. After a sudden index move the book then
+        walks towards the index band by band as trades move the mark (with the mark taken
+        from the last price, quotes at the index itself would all be refused, the book
+        would empty and the mark would never follow)."""
+        if self.band is None or mark <= 0:
+            return index
+        reach = self.spread * self.levels + Decimal("0.001")
+        lo = mark * (self.band[0] + reach)
+        hi = mark * (self.band[1] - reach)
+        return min(max(index, lo), hi) if lo < hi else index
+
     async def step_once(self) -> None:
         t = await self.call(self.client.ticker(self.symbol))
         if not t or t["status"] != "TRADING" or t["index"] in ("0", "0.0", "0.00"):
             return
-        ref = Decimal(t["index"])
+        ref = self.centre(Decimal(t["index"]), Decimal(t["mark"] or 0))
         if self.quoted_at == ref and self.rng.random() < 0.7:
             return  # nothing moved: keep queue priority most of the time
         await self.call(self.client.cancel_all(self.symbol))
