@@ -25,8 +25,8 @@ so the same events, fills and `state_hash()` as over the WebSocket
 population).
 
 What it skips, because nobody reads it: the JSON of every message, the WebSocket round trip
-of each step (~0.7 ms), the runtime's queue and turns, and the step's market table for
-symbols the strategy does not look at (computed when first read).
+of each step (~0.7 ms), the runtime's queue and turns, and the text of the step's market table
+(its prices are taken at the step's close and formatted only when the strategy reads them).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from clients.client import ApiError, Client
 from exchange.core import commands as C
 from exchange.core import events as E
 from exchange.core.engine import Exchange
+from exchange.units import ticks_to_str
 from replay.backtest import SessionOptions, build_instruments, session_player_config
 from replay.events import Event
 from replay.formats import read_merged
@@ -127,42 +128,56 @@ class LocalClient(Client):
             raise ApiError(int(e.code), e.msg, 400, method) from None
 
 
-class _Markets(Mapping[str, dict[str, str | None]]):
-    """The step's market table (`replay.player.market_info`), each symbol computed when
-    first read: same keys, same values, without formatting 20 markets nobody looks at."""
+_FIELDS = {"mark": 0, "index": 1, "last": 2, "bestBid": 3, "bestAsk": 4}
 
-    __slots__ = ("_ex", "_cache")
 
-    def __init__(self, ex: Exchange) -> None:
-        self._ex = ex
-        self._cache: dict[str, dict[str, str | None]] = {}
+class _Row(Mapping[str, str | None]):
+    """One symbol's row of the step's market table (`replay.player.market_info`): the
+    prices are taken when the step closes, each formatted as text only when read (a
+    strategy reading the mark does not pay for four more). Read at any later time, it
+    still says what it said at its step."""
 
-    def __getitem__(self, symbol: str) -> dict[str, str | None]:
-        row = self._cache.get(symbol)
-        if row is None:
-            ex = self._ex
-            inst = ex.instruments[symbol]  # KeyError for an unknown symbol, like a dict
-            from exchange.units import ticks_to_str
+    __slots__ = ("_inst", "_raw")
 
-            mv = ex.market_view(symbol)
+    def __init__(self, inst: Any, raw: tuple[int, int, int, int | None, int | None]) -> None:
+        self._inst = inst
+        self._raw = raw
 
-            def p(t: int | None) -> str | None:
-                return ticks_to_str(inst, t) if t else None
+    def __getitem__(self, key: str) -> str | None:
+        t = self._raw[_FIELDS[key]]
+        return ticks_to_str(self._inst, t) if t else None
 
-            row = self._cache[symbol] = {
-                "mark": p(mv.mark),
-                "index": p(mv.index),
-                "last": p(mv.last),
-                "bestBid": p(mv.best_bid),
-                "bestAsk": p(mv.best_ask),
-            }
-        return row
+    def get(self, key: str, default: Any = None) -> Any:
+        k = _FIELDS.get(key)
+        if k is None:
+            return default
+        t = self._raw[k]
+        return ticks_to_str(self._inst, t) if t else None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._ex.instruments))
+        return iter(_FIELDS)
 
     def __len__(self) -> int:
-        return len(self._ex.instruments)
+        return len(_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return dict(self) == other if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+def _markets(ex: Exchange) -> dict[str, _Row]:
+    """The step's market table: the keys and values `market_info` gives, in its order.
+    O(symbols) integer reads; the text is made when read."""
+    out: dict[str, _Row] = {}
+    for sym in sorted(ex.markets) if len(ex.markets) > 1 else ex.markets:
+        m = ex.markets[sym]
+        book = m.book
+        out[sym] = _Row(m.inst, (m.mark, m.index, m.last, book.best_bid(), book.best_ask()))
+    return out
 
 
 @dataclass
@@ -300,7 +315,7 @@ async def _drive(
             assert run is not None
             run.steps += 1
             try:
-                await on_step(Step(stepper.step, ts, False, _Markets(ex)))  # type: ignore[arg-type]
+                await on_step(Step(stepper.step, ts, False, _markets(ex)))  # type: ignore[arg-type]
             except Exception as e:
                 run.errors.append(f"step {stepper.step}: {type(e).__name__}: {e}")
 
