@@ -228,16 +228,22 @@ async def run_inprocess(
     record = recorder.record
     api: Any = None
 
+    router: Any = None
+
     def sink(evs: list[E.Event]) -> None:
         record(evs)
         if kept is not None:
             kept.extend(evs)
-        if api is not None and (api.router.topics or api.router.accounts):
-            api.router.route(evs)
+        if router is not None and (router.topics or router.accounts):
+            router.route(evs)
 
     runtime = _DirectRuntime(ex, sink)
     api = Api(runtime)  # type: ignore[arg-type]
+    router = api.router
     handle = ex.handle
+
+    def apply_one(cmd: C.Command) -> None:
+        sink(handle(cmd))
 
     def apply(cmds: Iterable[C.Command]) -> None:
         for cmd in cmds:
@@ -269,7 +275,9 @@ async def run_inprocess(
     apply(player.setup())
     if events is None:
         events = read_merged(opts.data, by=opts.by, symbol=opts.symbol)  # type: ignore[arg-type]
-    await _drive(ex, player, events, population, opts.step_ns, recorder, strategy, run, apply)
+    await _drive(
+        ex, player, events, population, opts.step_ns, recorder, strategy, run, apply, apply_one
+    )
     if strategy is not None and run is not None:
         try:
             await strategy.on_finish()
@@ -298,6 +306,7 @@ async def _drive(
     strategy: Strategy | None,
     run: StrategyRun | None,
     apply: Any,
+    apply_one: Any,
 ) -> None:
     """`play_async` with a lockstep strategy, minus the runtime (same order of commands)."""
     stepper = Stepper(step_ns)
@@ -308,7 +317,7 @@ async def _drive(
 
     async def close(ts: int) -> None:
         if ts > ex.now:
-            apply((C.AdvanceClock(ts=ts),))
+            apply_one(C.AdvanceClock(ts=ts))
         stepper.step += 1
         sample(ts, ex)
         if on_step is not None:
@@ -338,7 +347,7 @@ async def _drive(
                 bucket = stepper.bucket if stepper.bucket is not None else -1
             elif ts > stepper.ts:
                 stepper.ts = ts
-            apply((cmd,))
+            apply_one(cmd)
         last = player.last_ts
         if last is not None:
             ts = player.step_ts
