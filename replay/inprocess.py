@@ -45,6 +45,7 @@ from exchange.core import events as E
 from exchange.core.engine import Exchange
 from exchange.units import ticks_to_str
 from replay.backtest import SessionOptions, build_instruments, session_player_config
+from replay.builders import advance_clock
 from replay.events import Event
 from replay.formats import read_merged
 from replay.player import REPLAY_ACCOUNT, Player, Stepper
@@ -317,7 +318,7 @@ async def _drive(
 
     async def close(ts: int) -> None:
         if ts > ex.now:
-            apply_one(C.AdvanceClock(ts=ts))
+            apply_one(advance_clock(ts))
         stepper.step += 1
         sample(ts, ex)
         if on_step is not None:

@@ -15,6 +15,7 @@ from sortedcontainers import SortedDict
 from exchange.core import commands as C
 from exchange.core.engine import Exchange
 from exchange.core.numbers import RATE_ONE, ceil_div
+from replay.builders import replace_book
 from replay.convert import DOWN, NEAREST, UP, Units
 from replay.playerconfig import PlayerConfig, PlayerStats
 
@@ -180,13 +181,7 @@ class Mirror:
         self.synth = True
         p = self.p
         p._stats.levels_placed += len(bids) + len(asks)
-        p.emit(
-            C.ReplaceBook(
-                ts=ts, account=p.cfg.account, symbol=self.s.symbol, bids=tuple(bids),
-                asks=tuple(asks),
-            ),
-            out,
-        )  # fmt: skip
+        p.emit(replace_book(ts, p.cfg.account, self.s.symbol, tuple(bids), tuple(asks)), out)
 
     def _quoting(self) -> tuple[int, tuple[int, ...], int, int, int]:
         """What every re-centring of the synthetic book uses: (lots a level, 0 when under

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from exchange.core import commands as C
 from exchange.core.engine import Exchange
 from exchange.core.numbers import RATE_ONE
+from replay.builders import set_index_price
 from replay.convert import NEAREST
 from replay.events import (
     BookUpdate,
@@ -219,7 +220,7 @@ class Player:
             return
         s.index = ticks
         self._stats.index_updates += 1
-        self.emit(C.SetIndexPrice(ts=ts, symbol=s.symbol, price=ticks), out)
+        self.emit(set_index_price(ts, s.symbol, ticks), out)
         if quote and self.cfg.synthetic is not None and s.book_src is None:
             s.quoted = ticks
             s.mirror.synthetic(ticks, ts, out)
