@@ -25,8 +25,8 @@ so the same events, fills and `state_hash()` as over the WebSocket
 population).
 
 What it skips, because nobody reads it: the JSON of every message, the WebSocket round trip
-of each step (~0.7 ms), the runtime's queue and turns, and the step's market table for
-symbols the strategy does not look at (computed when first read).
+of each step (~0.7 ms), the runtime's queue and turns, and the text of the step's market table
+(its prices are taken at the step's close and formatted only when the strategy reads them).
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ from clients.client import ApiError, Client
 from exchange.core import commands as C
 from exchange.core import events as E
 from exchange.core.engine import Exchange
+from exchange.units import ticks_to_str
 from replay.backtest import SessionOptions, build_instruments, session_player_config
+from replay.builders import advance_clock
 from replay.events import Event
 from replay.formats import read_merged
 from replay.player import REPLAY_ACCOUNT, Player, Stepper
@@ -127,42 +129,56 @@ class LocalClient(Client):
             raise ApiError(int(e.code), e.msg, 400, method) from None
 
 
-class _Markets(Mapping[str, dict[str, str | None]]):
-    """The step's market table (`replay.player.market_info`), each symbol computed when
-    first read: same keys, same values, without formatting 20 markets nobody looks at."""
+_FIELDS = {"mark": 0, "index": 1, "last": 2, "bestBid": 3, "bestAsk": 4}
 
-    __slots__ = ("_ex", "_cache")
 
-    def __init__(self, ex: Exchange) -> None:
-        self._ex = ex
-        self._cache: dict[str, dict[str, str | None]] = {}
+class _Row(Mapping[str, str | None]):
+    """One symbol's row of the step's market table (`replay.player.market_info`): the
+    prices are taken when the step closes, each formatted as text only when read (a
+    strategy reading the mark does not pay for four more). Read at any later time, it
+    still says what it said at its step."""
 
-    def __getitem__(self, symbol: str) -> dict[str, str | None]:
-        row = self._cache.get(symbol)
-        if row is None:
-            ex = self._ex
-            inst = ex.instruments[symbol]  # KeyError for an unknown symbol, like a dict
-            from exchange.units import ticks_to_str
+    __slots__ = ("_inst", "_raw")
 
-            mv = ex.market_view(symbol)
+    def __init__(self, inst: Any, raw: tuple[int, int, int, int | None, int | None]) -> None:
+        self._inst = inst
+        self._raw = raw
 
-            def p(t: int | None) -> str | None:
-                return ticks_to_str(inst, t) if t else None
+    def __getitem__(self, key: str) -> str | None:
+        t = self._raw[_FIELDS[key]]
+        return ticks_to_str(self._inst, t) if t else None
 
-            row = self._cache[symbol] = {
-                "mark": p(mv.mark),
-                "index": p(mv.index),
-                "last": p(mv.last),
-                "bestBid": p(mv.best_bid),
-                "bestAsk": p(mv.best_ask),
-            }
-        return row
+    def get(self, key: str, default: Any = None) -> Any:
+        k = _FIELDS.get(key)
+        if k is None:
+            return default
+        t = self._raw[k]
+        return ticks_to_str(self._inst, t) if t else None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._ex.instruments))
+        return iter(_FIELDS)
 
     def __len__(self) -> int:
-        return len(self._ex.instruments)
+        return len(_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return dict(self) == other if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+def _markets(ex: Exchange) -> dict[str, _Row]:
+    """The step's market table: the keys and values `market_info` gives, in its order.
+    O(symbols) integer reads; the text is made when read."""
+    out: dict[str, _Row] = {}
+    for sym in sorted(ex.markets) if len(ex.markets) > 1 else ex.markets:
+        m = ex.markets[sym]
+        book = m.book
+        out[sym] = _Row(m.inst, (m.mark, m.index, m.last, book.best_bid(), book.best_ask()))
+    return out
 
 
 @dataclass
@@ -213,16 +229,22 @@ async def run_inprocess(
     record = recorder.record
     api: Any = None
 
+    router: Any = None
+
     def sink(evs: list[E.Event]) -> None:
         record(evs)
         if kept is not None:
             kept.extend(evs)
-        if api is not None and (api.router.topics or api.router.accounts):
-            api.router.route(evs)
+        if router is not None and (router.topics or router.accounts):
+            router.route(evs)
 
     runtime = _DirectRuntime(ex, sink)
     api = Api(runtime)  # type: ignore[arg-type]
+    router = api.router
     handle = ex.handle
+
+    def apply_one(cmd: C.Command) -> None:
+        sink(handle(cmd))
 
     def apply(cmds: Iterable[C.Command]) -> None:
         for cmd in cmds:
@@ -254,7 +276,9 @@ async def run_inprocess(
     apply(player.setup())
     if events is None:
         events = read_merged(opts.data, by=opts.by, symbol=opts.symbol)  # type: ignore[arg-type]
-    await _drive(ex, player, events, population, opts.step_ns, recorder, strategy, run, apply)
+    await _drive(
+        ex, player, events, population, opts.step_ns, recorder, strategy, run, apply, apply_one
+    )
     if strategy is not None and run is not None:
         try:
             await strategy.on_finish()
@@ -283,6 +307,7 @@ async def _drive(
     strategy: Strategy | None,
     run: StrategyRun | None,
     apply: Any,
+    apply_one: Any,
 ) -> None:
     """`play_async` with a lockstep strategy, minus the runtime (same order of commands)."""
     stepper = Stepper(step_ns)
@@ -293,14 +318,14 @@ async def _drive(
 
     async def close(ts: int) -> None:
         if ts > ex.now:
-            apply((C.AdvanceClock(ts=ts),))
+            apply_one(advance_clock(ts))
         stepper.step += 1
         sample(ts, ex)
         if on_step is not None:
             assert run is not None
             run.steps += 1
             try:
-                await on_step(Step(stepper.step, ts, False, _Markets(ex)))  # type: ignore[arg-type]
+                await on_step(Step(stepper.step, ts, False, _markets(ex)))  # type: ignore[arg-type]
             except Exception as e:
                 run.errors.append(f"step {stepper.step}: {type(e).__name__}: {e}")
 
@@ -323,7 +348,7 @@ async def _drive(
                 bucket = stepper.bucket if stepper.bucket is not None else -1
             elif ts > stepper.ts:
                 stepper.ts = ts
-            apply((cmd,))
+            apply_one(cmd)
         last = player.last_ts
         if last is not None:
             ts = player.step_ts

@@ -15,7 +15,8 @@ from sortedcontainers import SortedDict
 from exchange.core import commands as C
 from exchange.core.engine import Exchange
 from exchange.core.numbers import RATE_ONE, ceil_div
-from replay.convert import DOWN, UP, Units
+from replay.builders import replace_book
+from replay.convert import DOWN, NEAREST, UP, Units
 from replay.playerconfig import PlayerConfig, PlayerStats
 
 BID, ASK = 0, 1
@@ -48,12 +49,15 @@ class Owner(Protocol):
 
 
 class SymbolState:
-    __slots__ = ("symbol", "inst", "units", "rank", "index", "book_src", "mirror", "lv", "quoted")
+    __slots__ = (
+        "symbol", "inst", "units", "near", "rank", "index", "book_src", "mirror", "lv", "quoted"
+    )  # fmt: skip
 
     def __init__(self, player: Owner, symbol: str) -> None:
         self.symbol = symbol
         self.inst = player.ex.instruments[symbol]
         self.units = Units(self.inst)
+        self.near = self.units._p[NEAREST]  # its cache of prices to the nearest tick
         self.rank = NO_RANK  # best index source seen so far
         self.index = 0  # last index sent (ticks)
         self.quoted = 0  # the index the synthetic book was last centred on
@@ -81,7 +85,7 @@ class Mirror:
     filled there.
     """
 
-    __slots__ = ("p", "s", "rec", "tgt", "orders", "sweep_mark", "synth")
+    __slots__ = ("p", "s", "rec", "tgt", "orders", "sweep_mark", "synth", "quoting")
 
     def __init__(self, player: Owner, s: SymbolState) -> None:
         self.p = player
@@ -91,6 +95,7 @@ class Mirror:
         self.orders: tuple[Any, Any] = (SortedDict(), SortedDict())  # tick → client id
         self.sweep_mark = 0
         self.synth = False  # synthetic quotes rest in the book (withdrawn for a real one)
+        self.quoting: tuple[int, tuple[int, ...], int, int, int] | None = None
 
     def apply(
         self,
@@ -145,36 +150,54 @@ class Mirror:
     def synthetic(self, index: int, ts: int, out: list[C.Command]) -> None:
         """Re-centre the synthetic book (`PlayerConfig.synthetic`) on a new index: one
         `ReplaceBook` command (the core withdraws the previous quotes and rests these)."""
+        q = self.quoting
+        if q is None:
+            q = self.quoting = self._quoting()
+        lots, offsets, lo_price, hi_price, min_tick = q
+        bids: list[tuple[int, int]] = []
+        asks: list[tuple[int, int]] = []
+        if lots:
+            prev_bid, prev_ask = index, index
+            for k, d in enumerate(offsets):
+                bid = index * (_PPM - d) // _PPM
+                ask = -(-index * (_PPM + d) // _PPM)
+                if k:
+                    if bid > prev_bid - 1:
+                        bid = prev_bid - 1
+                    if ask < prev_ask + 1:
+                        ask = prev_ask + 1
+                else:
+                    if bid > prev_bid:
+                        bid = prev_bid
+                    if ask < prev_ask:
+                        ask = prev_ask
+                if ask <= bid:
+                    ask = bid + 1
+                prev_bid, prev_ask = bid, ask
+                if lo_price <= bid <= hi_price and bid >= min_tick:
+                    bids.append((bid, lots))
+                if lo_price <= ask <= hi_price and ask >= min_tick:
+                    asks.append((ask, lots))
+        self.synth = True
+        p = self.p
+        p._stats.levels_placed += len(bids) + len(asks)
+        p.emit(replace_book(ts, p.cfg.account, self.s.symbol, tuple(bids), tuple(asks)), out)
+
+    def _quoting(self) -> tuple[int, tuple[int, ...], int, int, int]:
+        """What every re-centring of the synthetic book uses: (lots a level, 0 when under
+        the minimum quantity; each level's distance from the index in ppm; the lowest and
+        highest price; the lowest tick a level's notional allows)."""
         syn = self.p.cfg.synthetic
         assert syn is not None
         inst = self.s.inst
         lots = min(self.s.units.lots(syn.qty), inst.max_qty)
-        lv = self.s.lv
-        bids: list[tuple[int, int]] = []
-        asks: list[tuple[int, int]] = []
-        prev_bid, prev_ask = index, index
-        for k in range(syn.levels):
-            d = syn.spread_ppm // 2 + k * syn.step_ppm
-            bid = min(index * (_PPM - d) // _PPM, prev_bid - (k > 0))
-            ask = max(ceil_div(index * (_PPM + d), _PPM), prev_ask + (k > 0))
-            if ask <= bid:
-                ask = bid + 1
-            prev_bid, prev_ask = bid, ask
-            for side, t in ((bids, bid), (asks, ask)):
-                if inst.min_price <= t <= inst.max_price and t * lots * lv >= inst.min_notional:
-                    side.append((t, lots))
+        offsets = tuple(syn.spread_ppm // 2 + k * syn.step_ppm for k in range(syn.levels))
+        # t * lots * lv >= min_notional  <=>  t >= ceil(min_notional / (lots * lv))
+        per_tick = lots * self.s.lv
+        min_tick = ceil_div(inst.min_notional, per_tick) if per_tick > 0 else 1 << 62
         if lots < inst.min_qty:
-            bids, asks = [], []
-        self.synth = True
-        p = self.p
-        p._stats.levels_placed += len(bids) + len(asks)
-        p.emit(
-            C.ReplaceBook(
-                ts=ts, account=p.cfg.account, symbol=self.s.symbol, bids=tuple(bids),
-                asks=tuple(asks),
-            ),
-            out,
-        )  # fmt: skip
+            lots = 0
+        return lots, offsets, inst.min_price, inst.max_price, min_tick
 
     def _band(self, mark: int | None = None) -> tuple[int, int]:
         ex = self.p.ex

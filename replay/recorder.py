@@ -51,6 +51,8 @@ class Recorder:
     no_liquidity: dict[int, int] = field(default_factory=dict)
     adl: list[E.PositionAutoDeleveraged] = field(default_factory=list)
     _next_sample: int | None = None
+    _sorted_symbols: list[str] | None = None
+    _handlers: dict[type, Any] | None = field(default=None, repr=False, compare=False)
 
     def _watched(self, account: int) -> bool:
         if self.subjects:
@@ -58,41 +60,65 @@ class Recorder:
         return account not in self.replay_accounts and account != 0
 
     def record(self, batch: Iterable[E.Event]) -> None:
+        """Take in a batch of core events: O(1) per event (one dict look-up by type; the
+        events nobody reports on, the bulk of them, stop there)."""
+        if type(batch) is not list:
+            batch = list(batch)
+        self.events += len(batch)
+        handlers = self._handlers
+        if handlers is None:
+            handlers = self._handlers = self._dispatch()
+        get = handlers.get
         for ev in batch:
-            self.events += 1
-            t = type(ev)
-            if t is E.OrderFilled:
-                self._fill(ev)  # type: ignore[arg-type]
-            elif t is E.PositionChanged:
-                if self._watched(ev.account):  # type: ignore[attr-defined]
-                    self.positions.append(_position_row(ev))  # type: ignore[arg-type]
-            elif t is E.PositionLiquidated:
-                self.liquidations.append(ev)  # type: ignore[arg-type]
-            elif t is E.CascadeEnded:
-                self.cascades.append(ev)  # type: ignore[arg-type]
-                self.insurance.append((ev.ts, ev.insurance_after))  # type: ignore[attr-defined]
-            elif t is E.FundingSettled:
-                self.funding.append(ev)  # type: ignore[arg-type]
-            elif t is E.FundingPaid:
-                a = ev.account  # type: ignore[attr-defined]
-                self.funding_paid[a] = self.funding_paid.get(a, 0) + ev.amount  # type: ignore[attr-defined]
-            elif t is E.LeverageChanged:
-                self.leverage[ev.account] = ev.leverage  # type: ignore[attr-defined]
-            elif t is E.FundsDeposited:
-                a = ev.account  # type: ignore[attr-defined]
-                self.deposits[a] = self.deposits.get(a, 0) + ev.amount  # type: ignore[attr-defined]
-            elif t is E.FundsWithdrawn:
-                a = ev.account  # type: ignore[attr-defined]
-                self.deposits[a] = self.deposits.get(a, 0) - ev.amount  # type: ignore[attr-defined]
-            elif t is E.OrderAccepted:
-                if self.subjects and ev.account in self.subjects:  # type: ignore[attr-defined]
-                    self.orders.append(_order_row(ev))  # type: ignore[arg-type]
-            elif t is E.OrderExpired:
-                a = ev.account  # type: ignore[attr-defined]
-                if ev.reason == "NO_LIQUIDITY" and self._watched(a):  # type: ignore[attr-defined]
-                    self.no_liquidity[a] = self.no_liquidity.get(a, 0) + 1
-            elif t is E.PositionAutoDeleveraged:
-                self.adl.append(ev)  # type: ignore[arg-type]
+            h = get(type(ev))
+            if h is not None:
+                h(ev)
+
+    def _dispatch(self) -> dict[type, Any]:
+        def position(ev: E.PositionChanged) -> None:
+            if self._watched(ev.account):
+                self.positions.append(_position_row(ev))
+
+        def cascade(ev: E.CascadeEnded) -> None:
+            self.cascades.append(ev)
+            self.insurance.append((ev.ts, ev.insurance_after))
+
+        def funding_paid(ev: E.FundingPaid) -> None:
+            a = ev.account
+            self.funding_paid[a] = self.funding_paid.get(a, 0) + ev.amount
+
+        def leverage(ev: E.LeverageChanged) -> None:
+            self.leverage[ev.account] = ev.leverage
+
+        def deposited(ev: E.FundsDeposited) -> None:
+            self.deposits[ev.account] = self.deposits.get(ev.account, 0) + ev.amount
+
+        def withdrawn(ev: E.FundsWithdrawn) -> None:
+            self.deposits[ev.account] = self.deposits.get(ev.account, 0) - ev.amount
+
+        def accepted(ev: E.OrderAccepted) -> None:
+            if self.subjects and ev.account in self.subjects:
+                self.orders.append(_order_row(ev))
+
+        def expired(ev: E.OrderExpired) -> None:
+            a = ev.account
+            if ev.reason == "NO_LIQUIDITY" and self._watched(a):
+                self.no_liquidity[a] = self.no_liquidity.get(a, 0) + 1
+
+        return {
+            E.OrderFilled: self._fill,
+            E.PositionChanged: position,
+            E.PositionLiquidated: self.liquidations.append,
+            E.CascadeEnded: cascade,
+            E.FundingSettled: self.funding.append,
+            E.FundingPaid: funding_paid,
+            E.LeverageChanged: leverage,
+            E.FundsDeposited: deposited,
+            E.FundsWithdrawn: withdrawn,
+            E.OrderAccepted: accepted,
+            E.OrderExpired: expired,
+            E.PositionAutoDeleveraged: self.adl.append,
+        }
 
     def _fill(self, ev: E.OrderFilled) -> None:
         taker, maker = ev.taker_account, ev.maker_account
@@ -135,28 +161,45 @@ class Recorder:
         return out
 
     def sample(self, ts: int, ex: Exchange, force: bool = False) -> None:
-        """Sample prices and equity if `sample_ns` of replay time passed since the last one."""
+        """Sample prices and equity if `sample_ns` of replay time passed since the last one.
+
+        Reads the core's state directly (what `market_view` and `account_view` would
+        return, without building them): O(symbols + subjects' positions) per sample."""
         if self.first_ts is None:
             self.first_ts = ts
-        self.last_ts = max(self.last_ts, ts)
+        if ts > self.last_ts:
+            self.last_ts = ts
         if not force and self._next_sample is not None and ts < self._next_sample:
             return
-        if self.prices and self.prices[-1][0] == ts and not force:
+        prices = self.prices
+        if prices and prices[-1][0] == ts and not force:
             return
         self._next_sample = (ts // self.sample_ns + 1) * self.sample_ns
-        for sym in sorted(self.instruments):
-            mv = ex.market_view(sym)
-            if mv.mark or mv.index:
-                self.prices.append((ts, sym, mv.mark, mv.index, mv.last))
-        for a in sorted(self.subjects):
-            av = ex.account_view(a)
-            if av is None:
+        markets = ex.markets
+        for sym in self._symbols():
+            m = markets[sym]
+            if m.mark or m.index:
+                prices.append((ts, sym, m.mark, m.index, m.last))
+        accounts = ex.accounts
+        for a in sorted(self.subjects) if len(self.subjects) > 1 else self.subjects:
+            acct = accounts.get(a)
+            if acct is None:
                 continue
-            wallet = sum(b.available + b.reserved for b in av.balances if b.asset == "USDT")
-            margin = sum(p.margin for p in av.positions)
-            upnl = sum(p.unrealized_pnl for p in av.positions)
+            wallet = acct.available.get("USDT", 0) + acct.reserved.get("USDT", 0)
+            margin = upnl = 0
+            for sym, seat in acct.seats.items():
+                qty = seat.qty
+                if qty:  # an open position (`position_view`'s margin and unrealised PnL)
+                    margin += seat.margin
+                    upnl += qty * markets[sym].mark * markets[sym].inst.lot_value - seat.cost
             self.equity.append((ts, a, wallet + margin + upnl, wallet, upnl))
         self.insurance.append((ts, ex.insurance_fund("USDT")))
+
+    def _symbols(self) -> list[str]:
+        syms = self._sorted_symbols
+        if syms is None or len(syms) != len(self.instruments):
+            syms = self._sorted_symbols = sorted(self.instruments)
+        return syms
 
 
 def _order_row(ev: E.OrderAccepted) -> tuple[Any, ...]:

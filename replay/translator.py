@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from exchange.core import commands as C
 from exchange.core.engine import Exchange
 from exchange.core.numbers import RATE_ONE
+from replay.builders import set_index_price
 from replay.convert import NEAREST
 from replay.events import (
     BookUpdate,
@@ -58,6 +59,9 @@ class Player:
         self._syms: dict[str, SymbolState | None] = {}
         self._by_local = self.cfg.clock == "local"
         self._ref_mark = self.cfg.reference == "mark"
+        self._kline_rank = _KLINE_RANK_MARK if self._ref_mark else _KLINE_RANK
+        syn = self.cfg.synthetic
+        self._walk_quotes = syn is None or not syn.per_bar
         self._start = self.cfg.start_ns if self.cfg.start_ns is not None else -(1 << 63)
         self._end = self.cfg.end_ns if self.cfg.end_ns is not None else 1 << 63
         self._next_funding = 1 << 63
@@ -216,7 +220,7 @@ class Player:
             return
         s.index = ticks
         self._stats.index_updates += 1
-        self.emit(C.SetIndexPrice(ts=ts, symbol=s.symbol, price=ticks), out)
+        self.emit(set_index_price(ts, s.symbol, ticks), out)
         if quote and self.cfg.synthetic is not None and s.book_src is None:
             s.quoted = ticks
             s.mirror.synthetic(ticks, ts, out)
@@ -231,21 +235,34 @@ class Player:
         return out
 
     def _kline(self, ev: Kline, s: SymbolState, ts: int) -> Sequence[C.Command]:
-        rank = (_KLINE_RANK_MARK if self._ref_mark else _KLINE_RANK).get(ev.kind)
+        rank = self._kline_rank.get(ev.kind)
         if rank is None or not self.cfg.index or rank > s.rank:
             self._stats.ignored += 1
             return _NONE
         u = s.units
-        o, h, lo, c = (u.price(x, NEAREST) for x in (ev.open, ev.high, ev.low, ev.close))
+        near = s.near
+        o = near.get(ev.open)
+        if o is None:
+            o = u.price(ev.open, NEAREST)
+        h = near.get(ev.high)
+        if h is None:
+            h = u.price(ev.high, NEAREST)
+        lo = near.get(ev.low)
+        if lo is None:
+            lo = u.price(ev.low, NEAREST)
+        c = near.get(ev.close)
+        if c is None:
+            c = u.price(ev.close, NEAREST)
         first, second = (lo, h) if c >= o else (h, lo)
         iv = ev.exchange_ts - ev.open_ts
         t0 = ts - iv
         out: list[C.Command] = []
-        syn = self.cfg.synthetic
-        walk = syn is None or not syn.per_bar  # quote at every point, or only at the close
-        for t, price in ((t0, o), (t0 + iv // 3, first), (t0 + 2 * iv // 3, second)):
-            self._index(s, rank, price, t, out, walk)
-        self._index(s, rank, c, ts - 1, out)
+        walk = self._walk_quotes  # quote at every point, or only at the close
+        index = self._index
+        index(s, rank, o, t0, out, walk)
+        index(s, rank, first, t0 + iv // 3, out, walk)
+        index(s, rank, second, t0 + 2 * iv // 3, out, walk)
+        index(s, rank, c, ts - 1, out)
         return out
 
     def _trade(self, ev: Trade, s: SymbolState, ts: int) -> Sequence[C.Command]:

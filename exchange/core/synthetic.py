@@ -20,7 +20,11 @@ Validation before any change (one rejection, nothing changed): the symbol, the a
 not halted, not in liquidation; levels as (tick, lots) integer pairs, bids strictly
 descending, asks strictly ascending, best bid below best ask; every price within the
 instrument's limits; every size within the quantity limits and the minimum notional; the
-open-order limit; the bracket for the leverage; and margin for all the reservations. Cost: O(k log L) for k orders withdrawn and placed.
+open-order limit; the bracket for the leverage; and margin for all the reservations.
+
+Cost: O(k) for k orders withdrawn and placed, plus the price levels' index: levels emptied
+or created are removed and inserted in one batch per side (a side holding only the
+account's quotes is cleared and rebuilt at once; O(k log L) at worst).
 """
 
 from __future__ import annotations
@@ -29,13 +33,13 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
 from . import commands as C
-from .book import BUY, CANCELED, FILLED, NEW, PARTIALLY_FILLED, SELL, Order
+from .book import BUY, CANCELED, FILLED, NEW, PARTIALLY_FILLED, SELL, Level, Order
 from .errors import Code
 from .events import Event, event
+from .numbers import RATE_ONE
 
 if TYPE_CHECKING:
     from .room import Room as Exchange
-    from .state import Market
 
 __all__ = ["BookReplaced", "replace_book"]
 
@@ -58,38 +62,41 @@ class BookReplaced(Event):
     outside_band: int
 
 
-def _levels(ex: Exchange, m: Market, levels: Any, side: int, rejected: Any) -> Levels:
-    """The levels inside the band around the mark (the others are left out), after
-    checking every one."""
-    inst = m.inst
+def _levels(lo: int, hi: int, inst: Any, levels: Any, buy: bool, rejected: Any) -> Levels:
+    """The levels inside the band [lo, hi] around the mark (the others are left out),
+    after checking every one. O(levels)."""
     if type(levels) is not tuple:
         raise rejected(Code.INVALID_PARAMETER, "bids and asks must be tuples of (price, qty).")
-    lo, hi = ex._band(m)
     lv = inst.lot_value
+    min_price, max_price = inst.min_price, inst.max_price
+    min_qty, max_qty, min_notional = inst.min_qty, inst.max_qty, inst.min_notional
     prev = None
-    out = []
-    for lvl in levels:
+    out = None  # only built once a level is left out (the common case keeps them all)
+    for k, lvl in enumerate(levels):
         if type(lvl) is not tuple or len(lvl) != 2:
             raise rejected(Code.INVALID_PARAMETER, "a level is a (price, qty) pair.")
         price, qty = lvl
         if type(price) is not int or type(qty) is not int or price <= 0 or qty <= 0:
             raise rejected(Code.INVALID_PARAMETER, "level prices and sizes are positive ints.")
-        if prev is not None and (price >= prev if side == BUY else price <= prev):
+        if prev is not None and (price >= prev if buy else price <= prev):
             raise rejected(Code.INVALID_PARAMETER, "bids must descend and asks ascend, strictly.")
         prev = price
-        if price < inst.min_price:
+        if price < min_price:
             raise rejected(Code.PRICE_LESS_THAN_MIN)
-        if price > inst.max_price:
+        if price > max_price:
             raise rejected(Code.PRICE_GREATER_THAN_MAX)
-        if qty < inst.min_qty:
+        if qty < min_qty:
             raise rejected(Code.QTY_LESS_THAN_MIN)
-        if qty > inst.max_qty:
+        if qty > max_qty:
             raise rejected(Code.QTY_GREATER_THAN_MAX)
-        if price * qty * lv < inst.min_notional:
+        if price * qty * lv < min_notional:
             raise rejected(Code.NOTIONAL_TOO_SMALL)
         if lo <= price <= hi:
-            out.append(lvl)
-    return tuple(out) if len(out) != len(levels) else levels
+            if out is not None:
+                out.append(lvl)
+        elif out is None:
+            out = list(levels[:k])
+    return levels if out is None else tuple(out)
 
 
 def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
@@ -100,23 +107,24 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
     inst = m.inst
     if m.halted:
         raise rejected(Code.MARKET_HALTED)
-    bids = _levels(ex, m, cmd.bids, BUY, rejected)
-    asks = _levels(ex, m, cmd.asks, SELL, rejected)
+    lo, hi = ex._band(m)
+    bids = _levels(lo, hi, inst, cmd.bids, True, rejected)
+    asks = _levels(lo, hi, inst, cmd.asks, False, rejected)
     if bids and asks and bids[0][0] >= asks[0][0]:
         raise rejected(Code.INVALID_PARAMETER, "the best bid must be below the best ask.")
     symbol = inst.symbol
     seat = acct.seats.get(symbol)
     if seat is not None and seat.liquidating:
         raise rejected(Code.USER_IN_LIQUIDATION)
-    old = (
-        [o for o in seat.orders.values() if o.status == NEW or o.status == PARTIALLY_FILLED]
-        if seat is not None
-        else []
-    )
-    kept = (len(seat.orders) if seat is not None else 0) - len(old)
+    if seat is not None:
+        old = [o for o in seat.orders.values() if o.status == NEW or o.status == PARTIALLY_FILLED]
+        kept = len(seat.orders) - len(old)
+    else:
+        old, kept = [], 0
     if kept + len(bids) + len(asks) > inst.max_open_orders:
         raise rejected(Code.MAX_OPEN_ORDERS)
     # the reservations, as `_place` computes them for each order placed in turn
+    # (`Orders._reservation`, inlined: initial margin on the increase, fee, open loss)
     leverage = seat.leverage if seat is not None else inst.default_leverage
     pos = seat.qty if seat is not None else 0
     apos = abs(pos)
@@ -125,11 +133,15 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
         pending[o.side] -= o.remaining
     lv = inst.lot_value
     caps = inst._caps
+    last_cap = len(caps) - 1
+    brackets = inst.brackets
+    fee_rate = m.fee_rate
+    mark = m.mark
     reserves: list[int] = []
     for side, levels in ((BUY, bids), (SELL, asks)):
         opposite = (pos < 0) if side == BUY else (pos > 0)
+        p = pending[side]
         for price, qty in levels:
-            p = pending[side]
             if opposite:
                 closable = apos - p if apos > p else 0
                 grow = p - apos if p > apos else 0
@@ -137,12 +149,22 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
                 closable = 0
                 grow = apos + p
             increase = qty - closable if qty > closable else 0
+            notional = price * lv
+            fee = -(-qty * notional * fee_rate // RATE_ONE)
             if increase:
-                i = bisect_left(caps, (grow + increase) * price * lv)
-                if inst.brackets[min(i, len(caps) - 1)].max_leverage < leverage:
+                i = bisect_left(caps, (grow + increase) * notional)
+                if brackets[i if i < last_cap else last_cap].max_leverage < leverage:
                     raise rejected(Code.LEVERAGE_EXCEEDS_BRACKET)
-            reserves.append(ex._reservation(m, side, price, qty, increase, leverage))
-            pending[side] = p + qty
+                im = -(-increase * notional // leverage)
+                if mark > 0:
+                    gap = price - mark if side == BUY else mark - price
+                    if gap > 0:
+                        fee += gap * increase * lv
+                reserves.append(im + fee)
+            else:
+                reserves.append(fee)
+            p += qty
+        pending[side] = p
     quote = inst.quote_asset
     released = sum(o.reserved for o in old)
     total = sum(reserves)
@@ -151,14 +173,30 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
     # ---- accepted: mutate from here on
     book = m.book
     orders = ex.orders
+    dirty = book.dirty
+    sides = (book.bids, book.asks)
     if old:
         assert seat is not None
+        emptied: tuple[list[int], list[int]] = ([], [])
+        seat_orders = seat.orders
+        seat_pending = seat.pending
         for o in old:
-            book.unrest(o)
+            side, price, rem = o.side, o.price, o.remaining
+            lvl = sides[side][price]  # `Book.unrest`, with the emptied levels removed below
+            lvl.qty -= rem
+            if not lvl.qty:
+                emptied[side].append(price)
+            dirty[(side, price)] = None
             o.status = CANCELED
-            del seat.orders[o.oid]
-            seat.pending[o.side] -= o.remaining
+            del seat_orders[o.oid]
+            seat_pending[side] -= rem
             del orders[o.oid]  # withdrawn quotes are never looked up again
+        for levels_, gone in zip(sides, emptied, strict=True):
+            if len(gone) == len(levels_):
+                levels_.clear()
+            else:
+                for price in gone:
+                    del levels_[price]
     if seat is None:
         seat = ex._seat(acct, m)
     m.seats[acct.id] = seat
@@ -169,34 +207,57 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
     if released or total:
         ex._touch_balance(acct.id, quote)
     first = ex.next_order_id
+    oid = first
     now = ex.now
+    aid = acct.id
+    seat_orders = seat.orders
+    seat_pending = seat.pending
     new: list[Order] = []
     k = 0
     for side, levels in ((BUY, bids), (SELL, asks)):
         for price, qty in levels:
-            oid = ex.next_order_id
-            ex.next_order_id = oid + 1
-            o = Order(oid, acct.id, symbol, side, "LIMIT", "GTC", price, qty, 0, "MARK_PRICE",
+            o = Order(oid, aid, symbol, side, "LIMIT", "GTC", price, qty, 0, "MARK_PRICE",
                       False, None, "NONE", now)  # fmt: skip
             o.reserved = reserves[k]
             k += 1
             orders[oid] = o
-            seat.orders[oid] = o
-            seat.pending[side] += qty
+            seat_orders[oid] = o
+            seat_pending[side] += qty
             new.append(o)
+            oid += 1
+    ex.next_order_id = oid
     left_out = len(cmd.bids) + len(cmd.asks) - len(bids) - len(asks)
-    ex._emit(BookReplaced, acct.id, symbol, len(old), first, bids, asks, left_out)
-    for o in new:
-        if o.status >= FILLED:  # an earlier level's trade cannot fill it, but be safe
-            continue
-        if o.side == BUY:
-            best = book.best_ask()
-            crosses = best is not None and best <= o.price
-        else:
-            best = book.best_bid()
-            crosses = best is not None and best >= o.price
-        if crosses:
-            ex._execute(m, o, o.price)
-        else:
-            book.rest(o)
+    ex._emit(BookReplaced, aid, symbol, len(old), first, bids, asks, left_out)
+    bid_levels, ask_levels = sides
+    # Bids rest before asks and best bid < best ask, so a level can only trade with
+    # another account's order; if none crosses, every order rests (in one batch a side).
+    if (bids and ask_levels and ask_levels.peekitem(0)[0] <= bids[0][0]) or (
+        asks and bid_levels and bid_levels.peekitem(-1)[0] >= asks[0][0]
+    ):
+        for o in new:
+            if o.status >= FILLED:  # an earlier level's trade cannot fill it, but be safe
+                continue
+            if o.side == BUY:
+                best = book.best_ask()
+                crosses = best is not None and best <= o.price
+            else:
+                best = book.best_bid()
+                crosses = best is not None and best >= o.price
+            if crosses:
+                ex._execute(m, o, o.price)
+            else:
+                book.rest(o)
+    elif new:
+        created: tuple[dict[int, Level], dict[int, Level]] = ({}, {})
+        for o in new:  # `Book.rest`, with the new levels inserted below
+            side, price = o.side, o.price
+            lvl = sides[side].get(price)
+            if lvl is None:
+                lvl = created[side][price] = Level()
+            lvl.orders.append(o)
+            lvl.qty += o.remaining
+            dirty[(side, price)] = None
+        for levels_, made in zip(sides, created, strict=True):
+            if made:
+                levels_.update(made)
     ex._react(m)

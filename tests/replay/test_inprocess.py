@@ -95,6 +95,17 @@ def assert_identical(lock: object, local: object) -> None:
     assert lock.strategy.errors == local.strategy.errors == []  # type: ignore[attr-defined]
 
 
+class Late(Strategy):
+    """Buys every third step, then reads the step's table (the lockstep test below)."""
+
+    seen: list[object] = []
+
+    async def on_step(self, step: Step) -> None:
+        if step.step % 3 == 1:
+            await self.client.place_order(SYM, "BUY", "5.000")  # takes the best ask level
+        Late.seen.append((step.step, step.best_ask(SYM), step.mark(SYM), dict(step.markets[SYM])))
+
+
 @needs_bars
 def test_identical_to_the_lockstep_on_real_bars() -> None:
     opts = options(start_ns=parse_time("2022-01-05 10:00"), end_ns=parse_time("2022-01-05 12:00"))
@@ -143,3 +154,27 @@ def test_local_client_answers_like_the_server(tmp_path: Path) -> None:
     assert seen["admin"] == -2015
     assert res.account == 1 and len(res.recorder.fills) == 1
     assert res.strategy.steps == 30
+
+
+def test_the_step_table_says_what_it_said_at_its_close_when_read_after_an_order(
+    tmp_path: Path,
+) -> None:
+    """The in-process table formats its prices when read, but they are the step close's:
+    read after the strategy's own order moved the book, they equal the lockstep's."""
+    from replay.testdata import ohlcv_bars, write_text
+
+    f = write_text(tmp_path / "btc_1m.csv", ohlcv_bars(12, 1_600_000_020))
+
+    opts = SessionOptions(
+        data=[str(f)], symbol=SYM, port=0, lockstep=True, synthetic=SyntheticBook(),
+        step_ns=60 * 10**9, strategy="tests.replay.test_inprocess:Late", progress=False, deposit=Decimal(1_000_000),
+        keep_events=True,
+    )  # fmt: skip
+    Late.seen = []
+    lock = asyncio.run(run_session(opts))
+    from_lockstep = Late.seen
+    Late.seen = []
+    local = asyncio.run(run_inprocess(dataclasses.replace(opts, lockstep=False), keep_events=True))
+    assert len(from_lockstep) >= 6 and from_lockstep == Late.seen
+    assert local.recorder.fills  # type: ignore[attr-defined]
+    assert lock.state_hash == local.state_hash  # type: ignore[attr-defined]
