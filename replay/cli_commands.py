@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -202,6 +203,9 @@ def _run(opts: SessionOptions, on_ready: Any) -> Any:
     from replay.strategy import StrategyLoadError
 
     logging.basicConfig(level=logging.WARNING)
+    # What is alive now (the modules, their functions and classes) lives as long as the
+    # process: frozen, the cyclic collector's full passes over a long replay skip it.
+    gc.freeze()
     try:
         return asyncio.run(run_session(opts, on_ready=on_ready))
     except (ReplayFormatError, UnknownSymbol, StrategyLoadError) as e:
