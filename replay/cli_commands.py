@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -202,6 +203,10 @@ def _run(opts: SessionOptions, on_ready: Any) -> Any:
     from replay.strategy import StrategyLoadError
 
     logging.basicConfig(level=logging.WARNING)
+    # What is alive now (the modules, their functions and classes) outlives the session:
+    # frozen, the cyclic collector's full passes over a long replay skip it (thawed after,
+    # so a caller in the same process, a test, loses nothing to the collector).
+    gc.freeze()
     try:
         return asyncio.run(run_session(opts, on_ready=on_ready))
     except (ReplayFormatError, UnknownSymbol, StrategyLoadError) as e:
@@ -209,6 +214,8 @@ def _run(opts: SessionOptions, on_ready: Any) -> Any:
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    finally:
+        gc.unfreeze()
 
 
 def replay_command(

@@ -373,6 +373,10 @@ async def _play_inline(
     wall0 = 0.0
     speed = pacing.speed
     crosses = stepper.crosses
+    step_ns = stepper.step_ns
+    # a copy of stepper.bucket (-1 before the first): a command in the same bucket cannot
+    # cross a step, so the common case compares one integer instead of calling `crosses`
+    bucket = -1 if stepper.bucket is None else stepper.bucket
 
     async def apply(cmds: Sequence[C.Command]) -> None:
         if not handle_now(cmds):
@@ -399,7 +403,7 @@ async def _play_inline(
             break
         if cmds:
             k = len(cmds)
-            if k == 1 and not speed and not crosses(ts := cmds[0].ts):
+            if k == 1 and not speed and (ts := cmds[0].ts) // step_ns == bucket:
                 # the common case, without a coroutine: one command inside the open step
                 if ts > stepper.ts:
                     stepper.ts = ts
@@ -420,13 +424,15 @@ async def _play_inline(
                     if not handle_now(group):
                         await apply(group)
                     i = j
+                bucket = -1 if stepper.bucket is None else stepper.bucket
         last = player.last_ts
         if last is not None:
             ts = player.step_ts
-            if speed or crosses(ts):
+            if speed or (ts // step_ns != bucket and crosses(ts)):
                 await at(ts)
             elif ts > stepper.ts:
                 stepper.ts = ts
+            bucket = -1 if stepper.bucket is None else stepper.bucket
             if population is not None and last >= population.next_ts:
                 due = player.due(last)
                 if due:

@@ -185,26 +185,31 @@ class Exchange(
         settled = False
         self._reacted.clear()
         carry: list[Market] | None = None
+        due = False
         for m in self.markets.values():
             if m.queued:
                 if carry is None:
                     carry = []
                 carry.append(m)
+            if m.next_funding_ts <= ts:
+                due = True
         if ts > before:
-            # only the clock moving touches the funding schedule: keep it to restore it
-            schedule = [
-                (
-                    m,
-                    m.next_funding_ts,
-                    m.premium_sum,
-                    m.premium_n,
-                    m.funding_override,
-                    m.funding_rate,
-                )
-                for m in self.markets.values()
-            ]
             self.now = ts
-            settled = self._settle_funding_due()
+            if due:
+                # only a funding time passed touches the funding schedule: keep it to
+                # restore it (with no time passed, settling would change nothing)
+                schedule = [
+                    (
+                        m,
+                        m.next_funding_ts,
+                        m.premium_sum,
+                        m.premium_n,
+                        m.funding_override,
+                        m.funding_rate,
+                    )
+                    for m in self.markets.values()
+                ]
+                settled = self._settle_funding_due()
         try:
             handler(cmd)
         except Rejected as r:

@@ -39,11 +39,13 @@ class MarkPrices(Room):
 
     def _set_index(self, cmd: C.SetIndexPrice) -> None:
         m = self._market(cmd.symbol)
-        tick = m.inst.tick_size
-        price = self._int(
-            cmd.price, "price", 1, m.inst.max_price, Code.PRICE_LESS_THAN_ZERO,
-            unit=lambda t: ticks_text(t, tick),
-        )  # fmt: skip
+        price = cmd.price
+        if type(price) is not int or not 1 <= price <= m.inst.max_price:
+            tick = m.inst.tick_size
+            self._int(
+                price, "price", 1, m.inst.max_price, Code.PRICE_LESS_THAN_ZERO,
+                unit=lambda t: ticks_text(t, tick),
+            )  # fmt: skip
         m.index = price
         self._sample_premium(m)
         self._emit(E.IndexPriceChanged, m.inst.symbol, price)

@@ -129,8 +129,10 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
     pos = seat.qty if seat is not None else 0
     apos = abs(pos)
     pending = list(seat.pending) if seat is not None else [0, 0]
+    released = 0
     for o in old:
         pending[o.side] -= o.remaining
+        released += o.reserved
     lv = inst.lot_value
     caps = inst._caps
     last_cap = len(caps) - 1
@@ -166,7 +168,6 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
             p += qty
         pending[side] = p
     quote = inst.quote_asset
-    released = sum(o.reserved for o in old)
     total = sum(reserves)
     if total > acct.available.get(quote, 0) + released:
         raise rejected(Code.MARGIN_INSUFFICIENT)
@@ -191,7 +192,7 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
             del seat_orders[o.oid]
             seat_pending[side] -= rem
             del orders[o.oid]  # withdrawn quotes are never looked up again
-        for levels_, gone in zip(sides, emptied, strict=True):
+        for levels_, gone in (book.bids, emptied[0]), (book.asks, emptied[1]):
             if len(gone) == len(levels_):
                 levels_.clear()
             else:
@@ -212,9 +213,19 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
     aid = acct.id
     seat_orders = seat.orders
     seat_pending = seat.pending
+    bid_levels, ask_levels = sides
+    # Bids rest before asks and best bid < best ask, so a level can only trade with
+    # another account's order; if none crosses, every order rests as it is made (the
+    # levels created inserted in one batch a side).
+    crossing = bool(
+        (bids and ask_levels and ask_levels.peekitem(0)[0] <= bids[0][0])
+        or (asks and bid_levels and bid_levels.peekitem(-1)[0] >= asks[0][0])
+    )
     new: list[Order] = []
     k = 0
     for side, levels in ((BUY, bids), (SELL, asks)):
+        resting = sides[side]
+        made: dict[int, Level] = {}
         for price, qty in levels:
             o = Order(oid, aid, symbol, side, "LIMIT", "GTC", price, qty, 0, "MARK_PRICE",
                       False, None, "NONE", now)  # fmt: skip
@@ -223,41 +234,32 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
             orders[oid] = o
             seat_orders[oid] = o
             seat_pending[side] += qty
-            new.append(o)
             oid += 1
+            if crossing:
+                new.append(o)
+                continue
+            lvl = resting.get(price)  # `Book.rest`, with the new levels inserted below
+            if lvl is None:
+                lvl = made[price] = Level()
+            lvl.orders.append(o)
+            lvl.qty += qty
+            dirty[(side, price)] = None
+        if made:
+            resting.update(made)
     ex.next_order_id = oid
     left_out = len(cmd.bids) + len(cmd.asks) - len(bids) - len(asks)
     ex._emit(BookReplaced, aid, symbol, len(old), first, bids, asks, left_out)
-    bid_levels, ask_levels = sides
-    # Bids rest before asks and best bid < best ask, so a level can only trade with
-    # another account's order; if none crosses, every order rests (in one batch a side).
-    if (bids and ask_levels and ask_levels.peekitem(0)[0] <= bids[0][0]) or (
-        asks and bid_levels and bid_levels.peekitem(-1)[0] >= asks[0][0]
-    ):
-        for o in new:
-            if o.status >= FILLED:  # an earlier level's trade cannot fill it, but be safe
-                continue
-            if o.side == BUY:
-                best = book.best_ask()
-                crosses = best is not None and best <= o.price
-            else:
-                best = book.best_bid()
-                crosses = best is not None and best >= o.price
-            if crosses:
-                ex._execute(m, o, o.price)
-            else:
-                book.rest(o)
-    elif new:
-        created: tuple[dict[int, Level], dict[int, Level]] = ({}, {})
-        for o in new:  # `Book.rest`, with the new levels inserted below
-            side, price = o.side, o.price
-            lvl = sides[side].get(price)
-            if lvl is None:
-                lvl = created[side][price] = Level()
-            lvl.orders.append(o)
-            lvl.qty += o.remaining
-            dirty[(side, price)] = None
-        for levels_, made in zip(sides, created, strict=True):
-            if made:
-                levels_.update(made)
+    for o in new:
+        if o.status >= FILLED:  # an earlier level's trade cannot fill it, but be safe
+            continue
+        if o.side == BUY:
+            best = book.best_ask()
+            crosses = best is not None and best <= o.price
+        else:
+            best = book.best_bid()
+            crosses = best is not None and best >= o.price
+        if crosses:
+            ex._execute(m, o, o.price)
+        else:
+            book.rest(o)
     ex._react(m)
