@@ -63,9 +63,28 @@ def figures(rec: Recorder, account: int | None = None) -> list[Any]:
                                 name=f"{side.lower()} fills", marker={"symbol": symbol, "size": 9, "color": color},
                                 text=[f"{f[6] * step[sym]:g} @ {f[5] * k:,.1f}" for f in fs])  # fmt: skip
         pos = [p for p in rec.positions if p[2] == sym and (account is None or p[1] == account)]
-        if pos:
-            fig.add_scatter(x=_t([p[0] for p in pos]), y=[p[7] * k if p[3] and p[7] else None for p in pos],
-                            name="liquidation price", mode="lines", line={"shape": "hv", "dash": "dot", "color": "#9467bd"})  # fmt: skip
+        accounts = sorted({p[1] for p in pos})
+        for a in accounts:
+            mine = [p for p in pos if p[1] == a]
+            # one line a side, broken where the account holds the other side or nothing
+            # (a long's and a short's liquidation prices lie on either side of the price);
+            # each stretch is drawn up to the sample that ends it
+            for sign, side, color in ((1, "long", "#9467bd"), (-1, "short", "#8c564b")):
+                ts: list[int] = []
+                y: list[float | None] = []
+                held: float | None = None
+                for p in mine:
+                    v = p[7] * k if p[3] * sign > 0 and p[7] else None
+                    if v is None and held is not None:
+                        ts.append(p[0])
+                        y.append(held)  # the stretch ends here
+                    ts.append(p[0])
+                    y.append(v)
+                    held = v
+                if any(v is not None for v in y):
+                    who = "" if len(accounts) == 1 else f"account {a} "
+                    fig.add_scatter(x=_t(ts), y=y, name=f"{who}liquidation price ({side})", mode="lines",
+                                    line={"shape": "hv", "color": color, "width": 2})  # fmt: skip
         liqs = [e for e in rec.liquidations if e.symbol == sym]
         if liqs:
             fig.add_scatter(x=_t([e.ts for e in liqs]), y=[e.trigger_mark * k for e in liqs], mode="markers",

@@ -102,4 +102,14 @@ def test_dataframes_and_stats_of_an_in_process_run(tmp_path: Path) -> None:
     assert "account 1: equity and drawdown" in titles
     price = figs[titles.index("BTCUSDT: price, fills, liquidations")]
     names = {t.name for t in price.data}
-    assert {"mark", "buy fills", "sell fills", "liquidation price"} <= names
+    assert {"mark", "buy fills", "sell fills"} <= names
+    # the strategy flips long/short: one liquidation-price line a side, each broken where
+    # the position is on the other side (a single line zig-zagged between the two)
+    liq = {t.name: t for t in price.data if t.name.startswith("liquidation price")}
+    assert set(liq) == {"liquidation price (long)", "liquidation price (short)"}
+    for name, sign in (("liquidation price (long)", 1), ("liquidation price (short)", -1)):
+        held = pos[pos["qty"] * sign > 0]
+        want = {round(v, 6) for v in held["liquidation_price"].astype(float)}
+        got = {round(y, 6) for y in liq[name].y if y is not None}
+        assert got == want, name  # exactly this side's liquidation prices
+        assert None in liq[name].y  # broken where the position is on the other side
