@@ -158,9 +158,12 @@ class Connection:
         if not self._dirty:
             self._dirty = True
             self.server._mark_dirty(self)
-        if not self._urgent and text.startswith(PRIVATE):
+        if not self._urgent and (
+            text.startswith(PRIVATE) or len(self.outbox) * 2 >= self.server.config.max_outbox
+        ):
             # the account's own order and fill updates go out at once, as answers do
-            # (with whatever is queued before them, in order); market data waits
+            # (with whatever is queued before them, in order); market data waits, unless
+            # half the outbox is used: a burst must not close a reader that keeps up
             self._urgent = True
             asyncio.get_running_loop().call_soon(self._flush_urgent)
 

@@ -293,6 +293,35 @@ async def test_slow_consumer_is_dropped_and_others_keep_their_latency() -> None:
         await adm.close()
 
 
+async def test_a_burst_does_not_close_a_reader_that_keeps_up() -> None:
+    """Stream messages wait for the batch interval, but never long enough to fill the
+    outbox of a client that reads: half full, the outbox is written at once."""
+    cfg = ServerConfig(max_outbox=200, flush_interval=30.0)  # no timed flush in this test
+    async with running_stack(config=cfg) as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        async with connect(st.url, compression=None) as reader:
+            await reader.send(json.dumps({"id": 1, "method": "subscribe",
+                                          "params": {"streams": [f"mark.{SYM}@raw"]}}))  # fmt: skip
+            got: list[Any] = []
+
+            async def read() -> None:
+                async for msg in reader:
+                    got.append(json.loads(msg))
+
+            task = asyncio.create_task(read())
+            for i in range(600):  # 600 mark updates, three outboxes' worth
+                await adm.call("admin.setIndex", symbol=SYM, price=str(50000 + i))
+            for _ in range(100):
+                marks = [m for m in got if m.get("stream") == f"mark.{SYM}@raw"]
+                if len(marks) >= 300:
+                    break
+                await asyncio.sleep(0.02)
+            assert st.server.slow_consumers_dropped == 0
+            assert len(marks) >= 300 and not task.done()
+            task.cancel()
+        await adm.close()
+
+
 async def test_rate_limit_answers_1015_then_disconnects_abuse() -> None:
     cfg = ServerConfig(rate_limit=50.0, rate_burst=10.0, abuse_strikes=30)
     async with running_stack(config=cfg) as st:
