@@ -313,14 +313,17 @@ class Player:
         )
         return out
 
+    def _book_source(self, s: SymbolState, src: type) -> bool:
+        """Whether `src` (BookUpdate or Quote) drives the symbol's book: the first kind
+        seen does; the other is then counted as ignored, as is any with `book` off."""
+        if self.cfg.book and (s.book_src is None or s.book_src is src):
+            s.book_src = src
+            return True
+        self._stats.ignored += 1
+        return False
+
     def _book(self, ev: BookUpdate, s: SymbolState, ts: int) -> Sequence[C.Command]:
-        if not self.cfg.book:
-            self._stats.ignored += 1
-            return _NONE
-        if s.book_src is None:
-            s.book_src = BookUpdate
-        elif s.book_src is not BookUpdate:
-            self._stats.ignored += 1
+        if not self._book_source(s, BookUpdate):
             return _NONE
         out: list[C.Command] = []
         idx = self.cfg.index and s.rank >= BOOK_RANK
@@ -328,13 +331,7 @@ class Player:
         return out
 
     def _quote(self, ev: Quote, s: SymbolState, ts: int) -> Sequence[C.Command]:
-        if not self.cfg.book:
-            self._stats.ignored += 1
-            return _NONE
-        if s.book_src is None:
-            s.book_src = Quote
-        elif s.book_src is not Quote:
-            self._stats.ignored += 1
+        if not self._book_source(s, Quote):
             return _NONE
         bids = [] if ev.bid_price is None else [(ev.bid_price, ev.bid_amount or Decimal(0))]
         asks = [] if ev.ask_price is None else [(ev.ask_price, ev.ask_amount or Decimal(0))]

@@ -163,38 +163,43 @@ def is_transient(e: BaseException) -> bool:
     return isinstance(e, DBAPIError) and bool(e.connection_invalidated)
 
 
+def _write_or_refusal(db: Any, rows: Rows, advance: bool) -> str | None:
+    """Write `rows` in one transaction: None once committed, else why the database refused
+    their values (the first line of its error). Transient failures raise."""
+    try:
+        with db.begin() as conn:
+            write_rows(conn, rows, advance)
+        return None
+    except Exception as e:
+        if is_transient(e):
+            raise
+        return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+
+
 def commit_rows(db: Any, rows: Rows, advance: bool = True) -> int:
     """Write one `Rows` in one transaction. Transient failures raise (the caller retries);
     a batch refused for its values is stored sanitized, and if even that fails, skipped
     with an error log (the watermark still moves, so no writer loops on it). Returns the
     number of events skipped."""
-    try:
-        with db.begin() as conn:
-            write_rows(conn, rows, advance)
+    why = _write_or_refusal(db, rows, advance)
+    if why is None:
         return 0
-    except Exception as e:
-        if is_transient(e):
-            raise
-        log.warning(
-            "query tables: events %d..%d did not fit (%s); storing unfit values as NULL",
-            rows.first_seq,
-            rows.last_seq,
-            str(e).splitlines()[0][:200] if str(e) else type(e).__name__,
-        )
+    log.warning(
+        "query tables: events %d..%d did not fit (%s); storing unfit values as NULL",
+        rows.first_seq,
+        rows.last_seq,
+        why,
+    )
     sanitize(rows)
-    try:
-        with db.begin() as conn:
-            write_rows(conn, rows, advance)
+    why = _write_or_refusal(db, rows, advance)
+    if why is None:
         return 0
-    except Exception as e:
-        if is_transient(e):
-            raise
-        log.error(
-            "query tables: events %d..%d cannot be stored and are skipped: %s",
-            rows.first_seq,
-            rows.last_seq,
-            str(e).splitlines()[0][:200] if str(e) else type(e).__name__,
-        )
+    log.error(
+        "query tables: events %d..%d cannot be stored and are skipped: %s",
+        rows.first_seq,
+        rows.last_seq,
+        why,
+    )
     if advance and rows.events:
         with db.begin() as conn:
             set_watermark(conn, rows.last_seq)
