@@ -203,6 +203,31 @@ class Book:
         asks = [o for p in self.asks for o in self.asks[p].live()]
         return bids, asks
 
+    def replace_side(self, side: int, made: dict[int, Level]) -> None:
+        """Make `made` (price → level, best first: bids descending, asks ascending) the
+        whole of one side, dropping every level it had. Nothing is marked dirty: the
+        caller publishes the change. O(k) for k levels made (the sorted index is written
+        directly when they fit in one of its sublists, as `SortedList.update` would)."""
+        levels = self.bids if side == BUY else self.asks
+        dict.clear(levels)
+        dict.update(levels, made)
+        keys = list(made)
+        if side == BUY:
+            keys.reverse()
+        sl = levels._list
+        if len(keys) > sl._load:
+            sl.clear()
+            sl.update(keys)
+            return
+        del sl._lists[:]
+        del sl._maxes[:]
+        if keys:
+            sl._lists.append(keys)
+            sl._maxes.append(keys[-1])
+        sl._len = len(keys)
+        del sl._index[:]
+        sl._offset = 0
+
     def flush(self) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]] | None:
         """The changed levels with their new totals since the last flush, or None."""
         dirty = self.dirty

@@ -269,3 +269,8 @@ class Matching(Room):
                 if o.symbol == sym and o.status in (NEW, PARTIALLY_FILLED)
             }
             assert resting == open_book, f"{sym}: id index and book disagree"
+            q = m.quotes
+            if q is not None and q[1] == m.book.seq and not m.book.dirty:
+                # the cache `synthetic.replace_book` trusts: the book holds these alone
+                assert resting == {o.oid for o in q[2]}, f"{sym}: quotes cache is stale"
+                assert all(o.remaining == o.qty and o.account == q[0] for o in q[2])

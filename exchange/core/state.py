@@ -9,6 +9,7 @@ Every field listed here is part of `state_hash()` unless it is marked as a cache
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sortedcontainers import SortedList
 
@@ -96,7 +97,8 @@ class Market:
     Who writes what: matching the `book` and `last*`; stops `stops`, `stop_count`;
     mark `index`, `mark`, `mark_key`, `premium_*`, `basis`, `funding_rate`,
     `funding_override`; funding `next_funding_ts`; monitoring `monitor`, `seats`,
-    `sides`; cascade `queued`; the engine `halted` and the cache `quiet`.
+    `sides`; cascade `queued`; the engine `halted`; the caches `quiet` and `quotes`
+    (synthetic liquidity).
     """
 
     __slots__ = (
@@ -126,6 +128,7 @@ class Market:
         "band_hi",
         "fee_rate",
         "quiet",
+        "quotes",
     )
 
     def __init__(self, inst: Instrument, now: int) -> None:
@@ -166,6 +169,16 @@ class Market:
         # (monitor version, mark) at which no position was found due: while both are
         # unchanged `_react` need not look at the monitor again
         self.quiet: tuple[int, int] = (-1, 0)
+        # (account, book seq, orders) of the last `ReplaceBook` that left the book holding
+        # only its quotes; valid while the book's seq is unmoved (see `synthetic`)
+        self.quotes: tuple[int, int, list[Order]] | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        """Unpickle, giving the caches a snapshot from before them lacks their defaults."""
+        self.quotes = None
+        _, slots = state
+        for name, value in slots.items():
+            setattr(self, name, value)
 
 
 class Cascade:

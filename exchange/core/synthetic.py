@@ -23,8 +23,12 @@ instrument's limits; every size within the quantity limits and the minimum notio
 open-order limit; the bracket for the leverage; and margin for all the reservations.
 
 Cost: O(k) for k orders withdrawn and placed, plus the price levels' index: levels emptied
-or created are removed and inserted in one batch per side (a side holding only the
-account's quotes is cleared and rebuilt at once; O(k log L) at worst).
+or created are removed and inserted in one batch per side (O(k log L) at worst). The
+common case of a replay is cheaper still: when the account's quotes are all the book
+holds, both sides are rebuilt whole (`Book.replace_side`) and the delta is made from the
+old and new prices directly; and while the book has not changed since the account's last
+replacement (`Market.quotes`, checked by the book's seq), its old quotes are known
+without scanning its orders or touching their levels. Events are the same either way.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from . import commands as C
 from .book import BUY, CANCELED, FILLED, NEW, PARTIALLY_FILLED, SELL, Level, Order
 from .errors import Code
-from .events import Event, event
+from .events import BookUpdated, Event, event
 from .numbers import RATE_ONE
 
 if TYPE_CHECKING:
@@ -99,6 +103,16 @@ def _levels(lo: int, hi: int, inst: Any, levels: Any, buy: bool, rejected: Any) 
     return levels if out is None else tuple(out)
 
 
+def _delta(gone: list[int], levels: Levels, descending: bool) -> Levels:
+    """A rebuilt side's `BookUpdated` levels, as `Book.flush` gives them: every price
+    withdrawn (`gone`, now 0) or quoted (`levels`, at their sizes), best first."""
+    if not gone:
+        return levels
+    totals = dict.fromkeys(gone, 0)
+    totals.update(levels)
+    return tuple(sorted(totals.items(), reverse=descending))
+
+
 def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
     """Apply `cmd` to `ex` (see the module docstring); `rejected` is the engine's
     rejection exception."""
@@ -116,7 +130,24 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
     seat = acct.seats.get(symbol)
     if seat is not None and seat.liquidating:
         raise rejected(Code.USER_IN_LIQUIDATION)
-    if seat is not None:
+    book = m.book
+    # `Market.quotes`: the orders of the account's last replacement, while the book's seq
+    # has not moved since and nothing is pending: then they are all the book holds and
+    # all the account has resting here (beside conditional orders), one order a level,
+    # each untouched.
+    quotes = m.quotes
+    same = (
+        seat is not None
+        and quotes is not None
+        and quotes[0] == acct.id
+        and quotes[1] == book.seq
+        and not book.dirty
+    )
+    if same:
+        assert seat is not None and quotes is not None
+        old = quotes[2]
+        kept = len(seat.orders) - len(old)
+    elif seat is not None:
         old = [o for o in seat.orders.values() if o.status == NEW or o.status == PARTIALLY_FILLED]
         kept = len(seat.orders) - len(old)
     else:
@@ -166,38 +197,54 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
             else:
                 reserves.append(fee)
             p += qty
-        pending[side] = p
+        pending[side] = p  # what the account will have open on the side
     quote = inst.quote_asset
     total = sum(reserves)
     if total > acct.available.get(quote, 0) + released:
         raise rejected(Code.MARGIN_INSUFFICIENT)
     # ---- accepted: mutate from here on
-    book = m.book
     orders = ex.orders
     dirty = book.dirty
     sides = (book.bids, book.asks)
-    if old:
+    # `whole`: the account's quotes were all the book held (the common case of a replay),
+    # so both sides are rebuilt at once and their delta is the old prices (now 0) and the
+    # new levels, known without marking each level dirty and sorting them in `flush`.
+    gone: tuple[list[int], list[int]] = ([], [])
+    if same:
         assert seat is not None
-        emptied: tuple[list[int], list[int]] = ([], [])
+        whole = True
         seat_orders = seat.orders
-        seat_pending = seat.pending
+        for o in old:
+            gone[o.side].append(o.price)
+            o.status = CANCELED
+            del seat_orders[o.oid]
+            del orders[o.oid]  # withdrawn quotes are never looked up again
+    elif old:
+        assert seat is not None
+        whole = not dirty
+        seat_orders = seat.orders
         for o in old:
             side, price, rem = o.side, o.price, o.remaining
             lvl = sides[side][price]  # `Book.unrest`, with the emptied levels removed below
             lvl.qty -= rem
             if not lvl.qty:
-                emptied[side].append(price)
+                gone[side].append(price)
             dirty[(side, price)] = None
             o.status = CANCELED
             del seat_orders[o.oid]
-            seat_pending[side] -= rem
-            del orders[o.oid]  # withdrawn quotes are never looked up again
-        for levels_, gone in (book.bids, emptied[0]), (book.asks, emptied[1]):
-            if len(gone) == len(levels_):
-                levels_.clear()
-            else:
-                for price in gone:
-                    del levels_[price]
+            del orders[o.oid]
+        whole = whole and len(gone[0]) == len(sides[0]) and len(gone[1]) == len(sides[1])
+        if whole:
+            dirty.clear()
+        else:
+            for levels_, prices in zip(sides, gone, strict=True):
+                if len(prices) == len(levels_):
+                    levels_.clear()
+                else:
+                    for price in prices:
+                        del levels_[price]
+    else:
+        whole = not dirty and not sides[0] and not sides[1]
     if seat is None:
         seat = ex._seat(acct, m)
     m.seats[acct.id] = seat
@@ -212,16 +259,17 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
     now = ex.now
     aid = acct.id
     seat_orders = seat.orders
-    seat_pending = seat.pending
+    seat.pending[BUY], seat.pending[SELL] = pending  # the old withdrawn, the new added
     bid_levels, ask_levels = sides
     # Bids rest before asks and best bid < best ask, so a level can only trade with
     # another account's order; if none crosses, every order rests as it is made (the
     # levels created inserted in one batch a side).
-    crossing = bool(
+    crossing = not whole and bool(
         (bids and ask_levels and ask_levels.peekitem(0)[0] <= bids[0][0])
         or (asks and bid_levels and bid_levels.peekitem(-1)[0] >= asks[0][0])
     )
     new: list[Order] = []
+    made_orders: list[Order] = []
     k = 0
     for side, levels in ((BUY, bids), (SELL, asks)):
         resting = sides[side]
@@ -233,22 +281,39 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
             k += 1
             orders[oid] = o
             seat_orders[oid] = o
-            seat_pending[side] += qty
             oid += 1
-            if crossing:
-                new.append(o)
-                continue
-            lvl = resting.get(price)  # `Book.rest`, with the new levels inserted below
-            if lvl is None:
+            if whole:
+                made_orders.append(o)
                 lvl = made[price] = Level()
-            lvl.orders.append(o)
-            lvl.qty += qty
-            dirty[(side, price)] = None
-        if made:
+                lvl.orders.append(o)
+                lvl.qty = qty
+            elif crossing:
+                new.append(o)
+            else:
+                lvl = resting.get(price)  # `Book.rest`, with the new levels inserted below
+                if lvl is None:
+                    lvl = made[price] = Level()
+                lvl.orders.append(o)
+                lvl.qty += qty
+                dirty[(side, price)] = None
+        if whole:
+            book.replace_side(side, made)
+        elif made:
             resting.update(made)
     ex.next_order_id = oid
     left_out = len(cmd.bids) + len(cmd.asks) - len(bids) - len(asks)
     ex._emit(BookReplaced, aid, symbol, len(old), first, bids, asks, left_out)
+    if whole:
+        # what `_react`'s first flush would emit, in its order: balances, then the book
+        ex._flush(m)
+        bid_delta = _delta(gone[0], bids, True)
+        ask_delta = _delta(gone[1], asks, False)
+        if bid_delta or ask_delta:
+            book.seq += 1
+            ex._emit(BookUpdated, symbol, book.seq, bid_delta, ask_delta)
+        m.quotes = (aid, book.seq, made_orders)
+    else:
+        m.quotes = None
     for o in new:
         if o.status >= FILLED:  # an earlier level's trade cannot fill it, but be safe
             continue

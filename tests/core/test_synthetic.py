@@ -3,7 +3,11 @@ book delta; the quotes fill, reserve and release like orders; bad levels change 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exchange.core import Exchange
 from exchange.core import commands as C
@@ -15,11 +19,13 @@ from .conftest import (
     MID,
     SYM,
     available,
+    cancel,
     fills,
     limit,
     make_exchange,
     market,
     of,
+    place,
     queue,
     rejected,
     run,
@@ -131,3 +137,119 @@ def test_conditional_orders_are_left_alone() -> None:
     replace(ex, ((MID - 10, 5),), ())
     replace(ex)
     assert [o.type for o in ex.open_orders(Q, SYM)] == ["STOP_MARKET"]
+
+
+# ---- the fast paths: a side rebuilt whole, and the cached quotes of the last replacement
+
+
+def test_replace_side_builds_the_sorted_index_sortedcontainers_would() -> None:
+    from sortedcontainers import SortedDict
+
+    from exchange.core.book import BUY, SELL, Book, Level
+
+    for n in (0, 1, 3, 1000, 2500):  # 2,500 levels exceed one sublist of the index
+        book = Book()
+        book.bids.update({p: Level() for p in range(10, 20)})  # replaced, not merged
+        made = {MID - k: Level() for k in range(n)}  # bids: best (highest) first
+        book.replace_side(BUY, made)
+        book.bids._list._check()
+        assert list(book.bids) == list(SortedDict(made))
+        assert book.best_bid() == (MID if n else None)
+        made = {MID + k: Level() for k in range(n)}  # asks: best (lowest) first
+        book.replace_side(SELL, made)
+        book.asks._list._check()
+        assert list(book.asks) == list(SortedDict(made))
+        assert book.best_ask() == (MID if n else None)
+        assert not book.dirty  # the caller publishes the change
+
+
+def _levels_from(draw: Any, side: int) -> tuple:
+    n = draw(st.integers(0, 4))
+    gaps = draw(st.lists(st.integers(1, 30), min_size=n, max_size=n))
+    sizes = draw(st.lists(st.integers(1, 9), min_size=n, max_size=n))
+    price, out = MID, []
+    for gap, size in zip(gaps, sizes, strict=True):
+        price = price - gap if side == 0 else price + gap
+        out.append((price, size))
+    return tuple(out)
+
+
+@st.composite
+def _actions(draw: Any) -> list[tuple]:
+    out = []
+    for _ in range(draw(st.integers(1, 25))):
+        kind = draw(
+            st.sampled_from(["quote", "quote", "quote", "other", "limit", "take", "cancel"])
+        )
+        if kind in ("quote", "other"):
+            out.append((kind, _levels_from(draw, 0), _levels_from(draw, 1)))
+        elif kind == "limit":
+            side = draw(st.sampled_from(["BUY", "SELL"]))
+            off = draw(st.integers(-40, 40))
+            out.append((kind, side, draw(st.integers(1, 5)), MID + off))
+        elif kind == "take":
+            out.append((kind, draw(st.sampled_from(["BUY", "SELL"])), draw(st.integers(1, 8))))
+        else:
+            out.append((kind,))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(_actions())
+def test_replacements_keep_the_book_its_deltas_and_the_accounts_true(actions: list) -> None:
+    """Quotes replaced again and again, with other accounts' orders, trades and cancels in
+    between: after every command every invariant holds (`_check`, which also asserts what
+    the cached quotes claim), and the book that the deltas describe is the book."""
+    ex = make_exchange()
+    shadow: tuple[dict[int, int], dict[int, int]] = ({}, {})
+    mine: list[int] = []
+
+    def apply(evs: list[E.Event]) -> None:
+        for e in evs:
+            if isinstance(e, E.BookUpdated):
+                for side, levels in ((0, e.bids), (1, e.asks)):
+                    for price, qty in levels:
+                        if qty:
+                            shadow[side][price] = qty
+                        else:
+                            shadow[side].pop(price, None)
+        bids, asks = ex.depth(SYM)
+        assert dict(bids) == shadow[0] and dict(asks) == shadow[1]
+        assert [p for p, _ in bids] == sorted(shadow[0], reverse=True)
+
+    for act in actions:
+        if act[0] in ("quote", "other"):
+            evs = replace(ex, act[1], act[2], account=Q if act[0] == "quote" else 3)
+        elif act[0] == "limit":
+            evs = place(ex, 2, act[1], act[2], act[3], time_in_force="GTC")
+            mine.extend(e.order_id for e in of(evs, E.OrderAccepted))
+        elif act[0] == "take":
+            evs = market(ex, 2, act[1], act[2])
+        else:
+            if not mine:
+                continue
+            evs = cancel(ex, 2, order_id=mine.pop(0))
+        apply(evs)
+    m = ex.markets[SYM]
+    for book_side in (m.book.bids, m.book.asks):
+        book_side._list._check()  # the sorted index `replace_side` writes is sound
+
+
+def test_a_snapshot_from_before_the_quotes_cache_loads() -> None:
+    import pickle
+
+    ex = make_exchange()
+    replace(ex, ((MID - 10, 5),), ((MID + 10, 5),))
+    m = ex.markets[SYM]
+    assert m.quotes is not None
+    _, slots = m.__getstate__()  # type: ignore[misc]
+    del slots["quotes"]  # what an older snapshot holds
+    old = type(m).__new__(type(m))
+    old.__setstate__((None, slots))
+    assert old.quotes is None and old.book.seq == m.book.seq
+    back = pickle.loads(pickle.dumps(ex))
+    assert back.state_hash() == ex.state_hash()
+    evs = replace(back, ((MID - 11, 5),), ((MID + 11, 5),))  # the cache survives a round trip
+    assert ex.depth(SYM) == ([(MID - 10, 5)], [(MID + 10, 5)])
+    assert back.depth(SYM) == ([(MID - 11, 5)], [(MID + 11, 5)])
+    assert of(evs, BookReplaced)[0].canceled == 2
