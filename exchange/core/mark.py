@@ -48,7 +48,8 @@ class MarkPrices(Room):
             )  # fmt: skip
         m.index = price
         self._sample_premium(m)
-        self._emit(E.IndexPriceChanged, m.inst.symbol, price)
+        self.seq = seq = self.seq + 1  # `_emit`, inline: a replay sends millions of these
+        self._out.append(E.IndexPriceChanged(seq, self.now, m.inst.symbol, price))
         self._react(m)
 
     def _set_funding_rate(self, cmd: C.SetFundingRate) -> None:
@@ -113,6 +114,21 @@ class MarkPrices(Room):
 
     def _update_mark(self, m: Market) -> bool:
         method = m.inst.mark_method
+        if method == "index":  # the mark is the index: nothing else to read or compare
+            mark = m.index
+            if mark <= 0 or mark == m.mark:
+                return False
+            m.mark = mark
+            self._emit(
+                E.MarkPriceChanged,
+                m.inst.symbol,
+                mark,
+                mark,
+                m.last,
+                m.funding_rate,
+                m.next_funding_ts,
+            )
+            return True
         if method == "median":
             # A median mark reads the book's best prices, the index, last, the time, the
             # funding rate and the two time-weighted averages. When the first five are
@@ -156,7 +172,7 @@ class MarkPrices(Room):
                 return False
             m.mark_key = key
         elif method != "mid":
-            # only these inputs can move an index or last mark
+            # only these inputs can move a last mark
             key = (m.index, m.last, 0, 0, 0)
             if key == m.mark_key:
                 return False
