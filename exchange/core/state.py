@@ -169,9 +169,10 @@ class Market:
         # (monitor version, mark) at which no position was found due: while both are
         # unchanged `_react` need not look at the monitor again
         self.quiet: tuple[int, int] = (-1, 0)
-        # (account, book seq, orders) of the last `ReplaceBook` that left the book holding
-        # only its quotes; valid while the book's seq is unmoved (see `synthetic`)
-        self.quotes: tuple[int, int, list[Order]] | None = None
+        # (account, book seq, orders: bids then asks, number of bids) of the last
+        # `ReplaceBook` that left the book holding only its quotes; valid while the book's
+        # seq is unmoved (see `synthetic`)
+        self.quotes: tuple[int, int, list[Order], int] | None = None
 
     def __setstate__(self, state: Any) -> None:
         """Unpickle, giving the caches a snapshot from before them lacks their defaults."""

@@ -271,9 +271,43 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
     new: list[Order] = []
     made_orders: list[Order] = []
     k = 0
-    for side, levels in ((BUY, bids), (SELL, asks)):
+    if same:
+        assert quotes is not None
+        # The withdrawn quotes and their levels (each held just its quote) are made over
+        # into the new ones, a side's first levels from its old ones: nothing allocated.
+        # Nothing else refers to them: the book's levels are dropped, ids are new.
+        nb = quotes[3]
+        for side, levels in ((BUY, bids), (SELL, asks)):
+            pool = old[:nb] if side == BUY else old[nb:]
+            npool = len(pool)
+            resting = sides[side]
+            made: dict[int, Level] = {}
+            for j, (price, qty) in enumerate(levels):
+                if j < npool:
+                    o = pool[j]
+                    lvl = resting[o.price]
+                    o.oid, o.price, o.qty, o.remaining = oid, price, qty, qty
+                    o.status, o.ts = NEW, now
+                else:
+                    o = Order(oid, aid, symbol, side, "LIMIT", "GTC", price, qty, 0,
+                              "MARK_PRICE", False, None, "NONE", now)  # fmt: skip
+                    lvl = Level()
+                    lvl.orders.append(o)
+                o.reserved = reserves[k]
+                k += 1
+                orders[oid] = o
+                seat_orders[oid] = o
+                oid += 1
+                made_orders.append(o)
+                lvl.qty = qty
+                made[price] = lvl
+            book.replace_side(side, made)
+        bids_asks: tuple[Levels, Levels] = ((), ())  # every level placed above
+    else:
+        bids_asks = (bids, asks)
+    for side, levels in ((BUY, bids_asks[0]), (SELL, bids_asks[1])):
         resting = sides[side]
-        made: dict[int, Level] = {}
+        made = {}
         for price, qty in levels:
             o = Order(oid, aid, symbol, side, "LIMIT", "GTC", price, qty, 0, "MARK_PRICE",
                       False, None, "NONE", now)  # fmt: skip
@@ -297,7 +331,8 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
                 lvl.qty += qty
                 dirty[(side, price)] = None
         if whole:
-            book.replace_side(side, made)
+            if not same:
+                book.replace_side(side, made)
         elif made:
             resting.update(made)
     ex.next_order_id = oid
@@ -311,7 +346,7 @@ def replace_book(ex: Exchange, cmd: C.ReplaceBook, rejected: Any) -> None:
         if bid_delta or ask_delta:
             book.seq += 1
             ex._emit(BookUpdated, symbol, book.seq, bid_delta, ask_delta)
-        m.quotes = (aid, book.seq, made_orders)
+        m.quotes = (aid, book.seq, made_orders, len(bids))
     else:
         m.quotes = None
     for o in new:
