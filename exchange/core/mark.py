@@ -115,20 +115,7 @@ class MarkPrices(Room):
     def _update_mark(self, m: Market) -> bool:
         method = m.inst.mark_method
         if method == "index":  # the mark is the index: nothing else to read or compare
-            mark = m.index
-            if mark <= 0 or mark == m.mark:
-                return False
-            m.mark = mark
-            self._emit(
-                E.MarkPriceChanged,
-                m.inst.symbol,
-                mark,
-                mark,
-                m.last,
-                m.funding_rate,
-                m.next_funding_ts,
-            )
-            return True
+            return self._mark_at(m, m.index)
         if method == "median":
             # A median mark reads the book's best prices, the index, last, the time, the
             # funding rate and the two time-weighted averages. When the first five are
@@ -177,7 +164,10 @@ class MarkPrices(Room):
             if key == m.mark_key:
                 return False
             m.mark_key = key
-        mark = self._compute_mark(m)
+        return self._mark_at(m, self._compute_mark(m))
+
+    def _mark_at(self, m: Market, mark: int) -> bool:
+        """Make `mark` the mark and emit `MarkPriceChanged`, if it is positive and new."""
         if mark <= 0 or mark == m.mark:
             return False
         m.mark = mark
