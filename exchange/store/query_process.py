@@ -44,6 +44,9 @@ from .db import Database
 log = logging.getLogger("margincall.store")
 
 PAGE = 1_000  # journal rows read per step
+# the child's scheduling priority below the server's: when the CPUs are all busy the
+# engine comes first and the tables lag (they catch up when the load drops)
+NICE = 10
 
 
 class QueryProcess:
@@ -75,6 +78,8 @@ class QueryProcess:
             try:
                 os.close(ctl_w)
                 os.close(ack_r)
+                with contextlib.suppress(OSError):
+                    os.nice(NICE)
                 _Child(url, exchange, projector, after, max_rows, linger, ctl_r, ack_w).run()
                 code = 0
             except BaseException:
