@@ -108,7 +108,12 @@ class JournalProcess:
                 os.close(out_w)
                 os.close(ack_r)
                 if main:
-                    _die_with_parent()
+                    die_with_parent()
+                # the server decides when its writer stops (Ctrl-C reaches the whole
+                # process group), and the server's event loop's wake-up socket is not ours
+                with contextlib.suppress(ValueError):  # (only the main thread may)
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    signal.set_wakeup_fd(-1)
                 _Child(url, max_rows, linger, timeout, out_r, ack_w).run()
                 code = 0
             except BaseException:
@@ -307,7 +312,7 @@ def _describe(status: int) -> str:
     return f"wait status {status}"
 
 
-def _die_with_parent() -> None:  # pragma: no cover - the child
+def die_with_parent() -> None:  # pragma: no cover - the child
     """Linux: SIGKILL when the parent dies, so no write outlives a crashed server."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL(None, use_errno=True)

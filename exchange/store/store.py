@@ -9,8 +9,9 @@ Threads. Nothing here blocks the event loop: every database call runs on one of 
 threads the store owns. The *journal writer* runs journal batches, snapshot writes and
 small admin writes strictly in submission order; the *query writer* projects event
 batches into rows and writes them. Both retry transient failures in order. In fast mode
-with a database file the query writer is a forked process fed by the journal instead
-(`query_process`), so its work never takes the engine's GIL.
+with a database file both are forked processes instead, so their work never takes the
+engine's GIL: the journal writer fed through a pipe, in the same order
+(`journal_process`), the query writer by the committed journal (`query_process`).
 
 Durable mode (`mode="durable"`, the default for `serve`): `append` hands the batch to
 the journal writer and waits for its commit (one transaction, SQLite `synchronous=FULL`).
