@@ -16,9 +16,11 @@ stream of `bench.engine`, driven through the `Runtime` in chunks of 1,024):
 `engine_ops_per_s_store_off` (no store), `engine_ops_per_s_store_fast` (a fast-mode
 SQLite store attached: journal, snapshots every 50,000 commands, query tables), and
 `fast_mode_cost` = 1 − on/off; the same with the query tables off:
-`engine_ops_per_s_journal_only`, `fast_mode_cost_journal_only`. The threads' CPU time
-is reported too: on a 2-core machine the cost depends on whether the writers get a
-core of their own (see docs/store.md). Also the snapshot pause for the state the stream
+`engine_ops_per_s_journal_only`, `fast_mode_cost_journal_only`. The writers' CPU time
+is reported too (`journal_thread_cpu_s` and `query_thread_cpu_s`: the thread's, or the
+process's when `journal_writer` / `query_writer` is "process"; `journal_pipe_cpu_s`: the
+writer process's helper threads in the server's process): on a 2-core machine the cost
+depends on whether the writers get a core of their own (see docs/store.md). Also the snapshot pause for the state the stream
 left: `snapshot_fork_pause_ms` (what the engine waits for with the default fork method)
 and `snapshot_inline_pickle_ms` (what pickling in place would cost instead).
 """
@@ -503,7 +505,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "drain_s_after_engine",
                 "snapshot_pause_us_max",
                 "fast_skipped",
+                "journal_writer",
                 "journal_thread_cpu_s",
+                "journal_pipe_cpu_s",
+                "query_writer",
                 "query_thread_cpu_s",
             )
         }

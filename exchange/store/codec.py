@@ -36,7 +36,7 @@ import operator
 import types
 import typing
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -46,7 +46,9 @@ from exchange.core.commands import COMMAND_TYPES, Command
 __all__ = [
     "CodecError",
     "checksum",
+    "decode_batch",
     "decode_command",
+    "encode_batch",
     "encode_command",
     "from_jsonable",
     "to_jsonable",
@@ -202,16 +204,7 @@ def encode_command(cmd: Command) -> tuple[str, str]:
     nested values) takes the general path. `tests/store/test_codec.py` checks the two
     agree on arbitrary values.
     """
-    cls = type(cmd)
-    plan = _PLANS.get(cls)
-    if plan is None:
-        name = cls.__name__
-        if COMMAND_TYPES.get(name) is not cls:
-            raise CodecError(f"{name} is not a registered command type")
-        names = tuple(sorted(_fields(cls)))
-        get = _values_of(names)
-        plan = _PLANS[cls] = (name, names, get)
-    name, names, get = plan
+    name, names, get = _PLANS.get(type(cmd)) or _plan(type(cmd))
     values = get(cmd)
     if _FLAT_TYPES.issuperset(map(type, values)):
         try:
@@ -222,6 +215,66 @@ def encode_command(cmd: Command) -> tuple[str, str]:
             if raw.isascii() and b"\\" not in raw and b"\x7f" not in raw:
                 return name, raw.decode()
     return _encode_command_general(cmd)
+
+
+def _plan(cls: type) -> tuple[str, tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    """(name, sorted field names, their getter) of a registered command class."""
+    name = cls.__name__
+    if COMMAND_TYPES.get(name) is not cls:
+        raise CodecError(f"{name} is not a registered command type")
+    names = tuple(sorted(_fields(cls)))
+    plan = _PLANS[cls] = (name, names, _values_of(names))
+    return plan
+
+
+def encode_batch(commands: Sequence[Command]) -> bytes:
+    """A batch of commands as one JSON array, for the journal writer process.
+
+    A batch of plain-scalar commands is one orjson call: `[name, [values in sorted field
+    order]]` each (~0.6 µs a command, against ~2 µs for `encode_command`); any other
+    batch is `[name, payload]` each, the payload from `encode_command`. Either way
+    `decode_batch` gives back exactly `encode_command`'s (name, payload) per command.
+    """
+    items: list[tuple[str, Any]] = []
+    flat = True
+    plans = _PLANS
+    for cmd in commands:
+        name, _, get = plans.get(type(cmd)) or _plan(type(cmd))
+        values = get(cmd)
+        if not _FLAT_TYPES.issuperset(map(type, values)):
+            flat = False
+            break
+        items.append((name, values))
+    if flat:
+        try:
+            raw = orjson.dumps(items)
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits
+            pass
+        else:
+            # what `encode_command`'s fast path requires of each command, checked once
+            if raw.isascii() and b"\\" not in raw and b"\x7f" not in raw:
+                return raw
+    return orjson.dumps([encode_command(c) for c in commands])
+
+
+def decode_batch(data: bytes) -> list[tuple[str, str]]:
+    """(name, payload) of each command of an `encode_batch` array, as `encode_command`
+    gives them. A flat command's values are ASCII strings without escapes, 64-bit
+    integers, booleans and nulls, which JSON carries exactly, so its payload is rebuilt
+    byte for byte."""
+    out: list[tuple[str, str]] = []
+    plans = _PLANS
+    dumps = orjson.dumps
+    for name, body in orjson.loads(data):
+        if type(body) is str:
+            out.append((name, body))
+            continue
+        cls = COMMAND_TYPES.get(name)
+        if cls is None:
+            raise CodecError(f"unknown command type {name!r}")
+        names = (plans.get(cls) or _plan(cls))[1]
+        out.append((name, dumps(dict(zip(names, body, strict=True))).decode()))
+    return out
 
 
 def _encode_command_general(cmd: Command) -> tuple[str, str]:

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 
@@ -21,12 +22,13 @@ from exchange.core.commands import Command
 
 from .codec import CodecError, checksum, decode_command, encode_command
 from .db import Database, insert_many
-from .tables import DroppedJournalRow, JournalRow
+from .tables import DroppedJournalRow, JournalRow, SnapshotRow
 
 log = logging.getLogger("margincall.store")
 
 _J = JournalRow.__table__  # type: ignore[attr-defined]
 _D = DroppedJournalRow.__table__  # type: ignore[attr-defined]
+_S = SnapshotRow.__table__  # type: ignore[attr-defined]
 PAGE = 5_000
 
 
@@ -53,6 +55,18 @@ def write_rows(
     if clear_from is not None:
         conn.execute(delete(_J).where(_J.c.idx >= clear_from))
     insert_many(conn, "journal", COLUMNS, rows)
+
+
+def write_snapshot(conn: Connection, row: dict[str, Any], keep: int) -> None:
+    """Insert a snapshot row in the caller's transaction; keep the newest `keep`."""
+    conn.execute(insert(_S), [row])
+    newest = [
+        r[0]
+        for r in conn.execute(
+            select(_S.c.id).order_by(_S.c.journal_idx.desc(), _S.c.id.desc()).limit(keep)
+        )
+    ]
+    conn.execute(delete(_S).where(_S.c.id.not_in(newest)))
 
 
 def last_index(db: Database) -> int:

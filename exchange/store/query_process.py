@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import select
+import threading
 import time
 from typing import Any
 
@@ -40,10 +41,14 @@ from . import journal as J
 from . import projection as P
 from .codec import decode_command
 from .db import Database
+from .journal_process import die_with_parent
 
 log = logging.getLogger("margincall.store")
 
 PAGE = 1_000  # journal rows read per step
+# the child's scheduling priority below the server's: when the CPUs are all busy the
+# engine comes first and the tables lag (they catch up when the load drops)
+NICE = 10
 
 
 class QueryProcess:
@@ -69,12 +74,17 @@ class QueryProcess:
         """Fork the writer; it follows the journal from index `after` + 1."""
         ctl_r, ctl_w = os.pipe()
         ack_r, ack_w = os.pipe()
+        main = threading.current_thread() is threading.main_thread()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
             code = 1
             try:
                 os.close(ctl_w)
                 os.close(ack_r)
+                if main:  # no write of a crashed server's lands after its restart
+                    die_with_parent()
+                with contextlib.suppress(OSError):
+                    os.nice(NICE)
                 _Child(url, exchange, projector, after, max_rows, linger, ctl_r, ack_w).run()
                 code = 0
             except BaseException:

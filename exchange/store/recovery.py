@@ -235,13 +235,16 @@ def run_recovery(
     info.snapshot_idx = after if start is not None else None
 
     last, n, damage = replay(exchange, jdb, after, sink)
-    if damage is not None and newest is not None and damage.idx <= newest[0].journal_idx:
-        # the journal is broken below the newest snapshot: that snapshot bridges it
+    top = newest[0].journal_idx if newest is not None else 0
+    if newest is not None and (damage.idx <= top if damage is not None else last < top):
+        # the journal is broken, or ends (a hole fast mode left, which that snapshot
+        # closed, with nothing journaled after it yet), below the newest snapshot: that
+        # snapshot bridges it
         log.warning(
             "journal: %s, below the newest snapshot (index %d); recovering from the "
             "snapshot instead",
-            damage.reason,
-            newest[0].journal_idx,
+            damage.reason if damage is not None else f"ends at index {last}",
+            top,
         )
         if sink is not None:
             sink.flush()

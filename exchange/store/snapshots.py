@@ -20,13 +20,11 @@ import time
 import warnings
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection
 
 from exchange.core.engine import Exchange
 
-from .tables import (
-    SnapshotRow,
-)
+from . import journal as J
 from .writer import _Job
 
 log = logging.getLogger("margincall.store")
@@ -159,17 +157,7 @@ class Snapshots:
             )
 
     def _write_snapshot(self, conn: Connection, row: dict[str, Any]) -> None:
-        t = SnapshotRow.__table__  # type: ignore[attr-defined]
-        conn.execute(insert(t), [row])
-        keep = [
-            r[0]
-            for r in conn.execute(
-                select(t.c.id)
-                .order_by(t.c.journal_idx.desc(), t.c.id.desc())
-                .limit(self.config.keep_snapshots)
-            )
-        ]
-        conn.execute(delete(t).where(t.c.id.not_in(keep)))
+        J.write_snapshot(conn, row, self.config.keep_snapshots)
 
 
 def _snapshot_child(exchange: Exchange, r: int, w: int) -> None:  # pragma: no cover

@@ -9,8 +9,9 @@ Threads. Nothing here blocks the event loop: every database call runs on one of 
 threads the store owns. The *journal writer* runs journal batches, snapshot writes and
 small admin writes strictly in submission order; the *query writer* projects event
 batches into rows and writes them. Both retry transient failures in order. In fast mode
-with a database file the query writer is a forked process fed by the journal instead
-(`query_process`), so its work never takes the engine's GIL.
+with a database file both are forked processes instead, so their work never takes the
+engine's GIL: the journal writer fed through a pipe, in the same order
+(`journal_process`), the query writer by the committed journal (`query_process`).
 
 Durable mode (`mode="durable"`, the default for `serve`): `append` hands the batch to
 the journal writer and waits for its commit (one transaction, SQLite `synchronous=FULL`).
@@ -71,6 +72,7 @@ from . import projection as P
 from .codec import from_jsonable, to_jsonable
 from .credentials import Credentials
 from .db import DEFAULT_DB_URL, Database
+from .journal_process import JournalProcess
 from .queries import QueryWriter
 from .query_process import QueryProcess
 from .recovery import RecoveryInfo, run_recovery
@@ -112,6 +114,10 @@ class StoreConfig:
     # (fast mode with a database file; see `query_process`); "thread": by a thread fed
     # with the engine's events; "auto": process where it can be, else thread
     query_writer: str = "auto"
+    # "process": fast mode's journal is written by a forked process fed through a pipe
+    # (a database file; see `journal_process`); "thread": by a thread of this process;
+    # "auto": process where it can be, else thread. Durable mode always uses the thread.
+    journal_writer: str = "auto"
 
     def __post_init__(self) -> None:
         if self.mode not in ("durable", "fast"):
@@ -124,6 +130,8 @@ class StoreConfig:
             raise ValueError("snapshot_method must be auto, fork or inline")
         if self.query_writer not in ("auto", "thread", "process"):
             raise ValueError("query_writer must be auto, thread or process")
+        if self.journal_writer not in ("auto", "thread", "process"):
+            raise ValueError("journal_writer must be auto, thread or process")
 
 
 class Store(JournalWriter, Snapshots, QueryWriter, Credentials):
@@ -162,6 +170,8 @@ class Store(JournalWriter, Snapshots, QueryWriter, Credentials):
         self._writer: threading.Thread | None = None
         self._pending = 0  # fast: commands queued, not yet committed
         self._gap = False
+        self._jproc: JournalProcess | None = None  # fast: the journal writer process
+        self._jproc_dead: JournalProcess | None = None
         # snapshots
         self._last_snap_idx = 0
         self._last_snap_time = time.monotonic()
@@ -178,8 +188,7 @@ class Store(JournalWriter, Snapshots, QueryWriter, Credentials):
         self._consumer: asyncio.Task[None] | None = None
         self._qproc: QueryProcess | None = None
         self._exchange: Exchange | None = None
-        # fault injection for tests: called with a job kind before each database job
-        self.fault: Callable[[str], None] | None = None
+        self._fault: Callable[[str], None] | None = None
         # counters
         self.counters: dict[str, int] = {
             "batches": 0,
@@ -195,12 +204,36 @@ class Store(JournalWriter, Snapshots, QueryWriter, Credentials):
             "query_gaps": 0,
             "query_retries": 0,
             "query_skipped": 0,
+            "journal_process_deaths": 0,
         }
         self.snapshot_pauses_us: deque[int] = deque(maxlen=1000)
         self.thread_cpu_s: dict[str, float] = {"journal": 0.0, "query": 0.0}
         self.commit_us: deque[int] = deque(maxlen=10_000)
 
     # ================================================================ opening
+
+    @property
+    def fault(self) -> Callable[[str], None] | None:
+        """Fault injection for tests: called with a job kind before each database job of
+        this process. Setting one while the journal writer process runs hands the
+        journal over to the thread (after the process committed what it was given), so
+        the hook sees every journal job."""
+        return self._fault
+
+    @fault.setter
+    def fault(self, fn: Callable[[str], None] | None) -> None:
+        self._fault = fn
+        jp = self._jproc
+        if fn is not None and jp is not None and not jp.dead:
+            jp.stop()
+            self._absorb(jp)
+            self._jproc = None
+            self.start()
+
+    def _absorb(self, jp: JournalProcess) -> None:
+        """Take the journal process's last counters into this store's."""
+        self.counters["write_retries"] += int(jp.counters.get("write_retries", 0))
+        self.thread_cpu_s["journal"] += float(jp.counters.get("cpu_s", 0.0))
 
     def _create_tables(self) -> None:
         self._jdb.create(JOURNAL_TABLES)
@@ -280,7 +313,11 @@ class Store(JournalWriter, Snapshots, QueryWriter, Credentials):
             proj = P.Projector(self._lookup_instrument)
             with self._qdb.connect() as conn:
                 proj.load(conn)
-            self._qdb.dispose()  # no pooled connection is carried into the child
+            # no open connection may be carried into a child: SQLite shares its
+            # file and WAL-index state between the connections of a process, and the
+            # child's own connections would inherit a stale one
+            self._qdb.dispose()
+            self._jdb.dispose()
             self._qproc = QueryProcess.start(
                 self.url,
                 runtime.exchange,
@@ -288,6 +325,16 @@ class Store(JournalWriter, Snapshots, QueryWriter, Credentials):
                 self._base,
                 self.config.max_rows_per_txn,
                 self.config.linger,
+            )
+        if self._journal_process_wanted():
+            self._jdb.dispose()  # as for the query process above
+            self._jproc = JournalProcess.start(
+                self.url,
+                self._next - 1,
+                self.config.max_rows_per_txn,
+                self.config.linger,
+                self.config.commit_timeout * 0.8,
+                self._jdb,
             )
         self.start()
         if self.config.query_tables and self._qproc is None:
@@ -303,11 +350,20 @@ class Store(JournalWriter, Snapshots, QueryWriter, Credentials):
             raise ValueError("query_writer='process' needs fast mode, a database file and fork")
         return possible and (cfg.query_writer == "process" or sys.platform == "linux")
 
+    def _journal_process_wanted(self) -> bool:
+        cfg = self.config
+        if cfg.journal_writer == "thread" or self._writer is not None or self._fault:
+            return False
+        possible = not self.durable and not self._jdb.memory and hasattr(os, "fork")
+        if cfg.journal_writer == "process" and not possible:
+            raise ValueError("journal_writer='process' needs fast mode, a database file and fork")
+        return possible and (cfg.journal_writer == "process" or sys.platform == "linux")
+
     def start(self) -> None:
         """Start the writer threads (idempotent; `append` starts them too)."""
         if self._next is None:
             raise RuntimeError("call recover() before using the store")
-        if self._writer is None:
+        if self._writer is None and self._jproc is None:
             self._writer = threading.Thread(
                 target=self._writer_main, name="margincall-journal", daemon=True
             )
@@ -331,8 +387,7 @@ class Store(JournalWriter, Snapshots, QueryWriter, Credentials):
         if self._snap_task is not None:
             with contextlib.suppress(Exception):
                 await self._snap_task
-        if self._writer is not None:
-            await self.call(lambda conn: None)
+        await self._barrier()
         await self._flush_queries()
 
     # ================================================================ closing
@@ -369,6 +424,14 @@ class Store(JournalWriter, Snapshots, QueryWriter, Credentials):
             self._qdb.dispose()
 
     def _stop_threads(self) -> None:
+        jp = self._jproc
+        if jp is not None:
+            jp.stop()
+            if jp.dead:
+                self._jproc_dead = jp
+            else:
+                self._absorb(jp)
+            self._jproc = None
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
@@ -406,7 +469,7 @@ class Store(JournalWriter, Snapshots, QueryWriter, Credentials):
         return {
             "mode": self.config.mode,
             "next_index": self._next,
-            "pending": self._pending,
+            "pending": self._queued(),
             "gap": self._gap,
             **self.counters,
             "snapshot_pause_us_max": pauses[-1] if pauses else None,
@@ -415,9 +478,23 @@ class Store(JournalWriter, Snapshots, QueryWriter, Credentials):
             "commit_us_p99": pct(commits, 0.99),
             "query_backlog": sum(len(b) for b in self._pq),
             "query_writer": "process" if self._qproc is not None else "thread",
-            "journal_thread_cpu_s": round(self.thread_cpu_s["journal"], 3),
+            "journal_writer": "process" if self._jproc is not None else "thread",
+            "journal_thread_cpu_s": round(self._journal_cpu(), 3),
+            # the writer process's helpers in this process (pipe writes, acknowledgements)
+            "journal_pipe_cpu_s": round(self._pipe_cpu(), 3),
             "query_thread_cpu_s": round(self.thread_cpu_s["query"], 3),
         }
+
+    def _journal_cpu(self) -> float:
+        """CPU seconds of the journal writer: its thread, or its process while it runs."""
+        jp = self._jproc
+        live = float(jp.counters.get("cpu_s", 0.0)) if jp is not None else 0.0
+        return self.thread_cpu_s["journal"] + live
+
+    def _pipe_cpu(self) -> float:
+        return sum(
+            sum(jp.cpu_s.values()) for jp in (self._jproc, self._jproc_dead) if jp is not None
+        )
 
 
 __all__ = ["FORMAT", "RecoveryInfo", "Store", "StoreConfig"]

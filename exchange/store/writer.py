@@ -23,7 +23,7 @@ from exchange.core.commands import Command
 from exchange.errors import StoreUnavailable
 
 from . import journal as J
-from .codec import CodecError
+from .codec import CodecError, encode_batch
 
 log = logging.getLogger("margincall.store")
 
@@ -122,22 +122,40 @@ class JournalWriter:
         pause = min(1.0, 0.05 * 2 ** min(self._failures - 1, 5))
         self._retry_at = time.monotonic() + pause
 
+    def _queued(self) -> int:
+        """Fast mode: commands handed to the journal writer and not yet committed."""
+        jp = self._jproc
+        return self._pending + (jp.pending if jp is not None else 0)
+
     def _append_fast(self, commands: list[Command]) -> None:
         assert self._next is not None
+        jp = self._jproc
+        if jp is not None and jp.dead:
+            self._take_over()
+            jp = None
         n = len(commands)
         base = self._next
         self._next += n
-        if not self._gap and self._pending + n > self.config.fast_max_pending:
+        if not self._gap and self._queued() + n > self.config.fast_max_pending:
             self._gap = True
             log.error(
                 "journal (fast): %d commands are waiting for the database (bound %d); "
                 "skipping from index %d until a snapshot covers them",
-                self._pending,
+                self._queued(),
                 self.config.fast_max_pending,
                 base,
             )
         if self._gap:
             self.counters["fast_skipped"] += n
+        elif jp is not None:
+            try:
+                data = encode_batch(commands)
+            except CodecError as e:  # a command that cannot be journaled
+                log.error("journal: cannot encode a command: %s", e)
+                self._gap = True  # the next snapshot covers the hole
+                self.counters["fast_skipped"] += n
+            else:
+                jp.journal(base, n, data)
         else:
             with self._cv:
                 idle = not self._jobs
@@ -149,7 +167,38 @@ class JournalWriter:
         self.counters["commands"] += n
         self._place_deferred()
 
+    def _take_over(self) -> None:
+        """The journal writer process died: journal on a thread from here on, with a
+        hole where the commands it did not acknowledge were (a snapshot closes it)."""
+        jp = self._jproc
+        assert jp is not None
+        self._jproc = None
+        self._jproc_dead = jp
+        self._gap = True
+        self.counters["journal_process_deaths"] += 1
+        self.counters["fast_skipped"] += max(0, jp.sent_idx - jp.committed_idx)
+        log.error(
+            "journal (fast): %s; the journal continues on a thread of this process from "
+            "the next snapshot, which covers them",
+            jp.death,
+        )
+        self.start()
+
     def _submit(self, job: _Job) -> None:
+        jp = self._jproc
+        if jp is not None and jp.dead:
+            self._take_over()
+            jp = None
+        if jp is not None:
+            if job.kind == "snapshot":
+                fut = jp.request(b"S", dict(job.payload, _keep=self.config.keep_snapshots))
+            elif job.kind == "call":
+                fut = jp.request(b"C", job.payload)
+            else:
+                raise AssertionError(job.kind)
+            if job.future is not None:
+                _chain(fut, job.future)
+            return
         with self._cv:
             self._jobs.append(job)
             self._cv.notify()
@@ -274,10 +323,38 @@ class JournalWriter:
                 return job.payload(conn)
         raise AssertionError(job.kind)
 
+    async def _barrier(self) -> None:
+        """Wait until everything handed to the journal writer so far is committed."""
+        jp = self._jproc
+        if jp is not None and jp.dead:
+            self._take_over()
+            jp = None
+        if jp is not None:
+            await asyncio.wrap_future(jp.request(b"F"))
+        elif self._writer is not None:
+            await self.call(lambda conn: None)
+
     async def call(self, fn: Callable[[Connection], Any]) -> Any:
-        """Run `fn(conn)` in a transaction on the journal writer, after what is queued."""
-        if self._writer is None:
+        """Run `fn(conn)` in a transaction on the journal writer, after what is queued.
+        With the writer process, `fn` is pickled (a module-level function, or a
+        `functools.partial` of one); one that cannot be runs in this process, in order."""
+        if self._writer is None and self._jproc is None:
             self.start()
         fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._submit(_Job("call", future=fut, payload=fn))
         return await asyncio.wrap_future(fut)
+
+
+def _chain(src: concurrent.futures.Future[Any], dst: concurrent.futures.Future[Any]) -> None:
+    """Complete `dst` as `src` completes."""
+
+    def done(f: concurrent.futures.Future[Any]) -> None:
+        if dst.done():
+            return
+        e = f.exception()
+        if e is None:
+            dst.set_result(f.result())
+        else:
+            dst.set_exception(e)
+
+    src.add_done_callback(done)

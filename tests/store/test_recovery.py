@@ -221,3 +221,43 @@ async def test_replace_book_sessions_recover_to_the_same_state(
     assert got.state_hash() == want.state_hash()
     full, n = replay_journal(db_url, instruments())
     assert n == len(cmds) and full.state_hash() == want.state_hash()
+
+
+async def test_a_hole_closed_by_the_newest_snapshot_is_bridged_with_query_tables_on(
+    db_url: str,
+) -> None:
+    """Fast mode skipped commands (the database was gone) and the final snapshot closed
+    the hole, with nothing journaled after it: the query tables stopped at the hole,
+    yet recovery must start from that snapshot, not replay the journal to the hole."""
+    from exchange.runtime import Runtime
+
+    cmds = build(1)
+    st = Store(
+        db_url,
+        mode="fast",
+        fast_max_pending=50,
+        snapshot_every=0,
+        snapshot_interval=0,
+    )
+    ex, _ = st.recover(instruments())
+    rt = Runtime(ex, clock="stepped", tick_interval=None)
+    st.attach(rt)
+    await rt.start()
+    for c in cmds[:300]:
+        await rt.submit(c)
+    await st.flush()
+
+    def gone(kind: str) -> None:
+        if kind == "fast":
+            raise OSError("database gone")
+
+    st.fault = gone
+    for c in cmds[300:]:
+        await rt.submit(c)
+    assert st.stats()["gap"]
+    st.fault = None
+    await rt.stop()
+    await st.close(rt.exchange)
+    got, info = recover(db_url, instruments())
+    assert info.snapshot_idx == len(cmds)
+    assert info.state_hash == run(cmds).state_hash() == got.state_hash()
