@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from . import events as E
 from .margin import liquidation_tick
+from .monitor import BULK
 from .room import Room
 from .state import FUND, Market, Seat
 
@@ -86,18 +87,30 @@ class Monitoring(Room):
         )
 
     def _due(self, m: Market) -> list[Seat]:
+        """Take the positions the mark has crossed out of the monitor, in the order
+        they are to be liquidated, flagged as liquidating. O(k log N) for k due."""
         if m.mark <= 0:
             return []
-        out = []
         due = m.monitor.pop_due(m.mark)
-        if due:
-            accounts = self.accounts
-            symbol = m.inst.symbol
+        if not due:
+            return []
+        accounts = self.accounts
+        symbol = m.inst.symbol
+        if len(due) <= BULK:
+            out = []
             for a in due:
                 seat = accounts[a].seats[symbol]
                 seat.liquidating = True
                 out.append(seat)
-        return out
+            return out
+        # Many due (a crash): their seats are looked up in account order, which is
+        # mostly the order their records were created and lie in memory, so the walk
+        # reads memory in order instead of at random (twice as fast for 100,000).
+        seats: dict[int, Seat] = {}
+        for a in sorted(due):
+            seat = seats[a] = accounts[a].seats[symbol]
+            seat.liquidating = True
+        return [seats[a] for a in due]
 
     def _check_monitor(self) -> None:
         """Each monitor is sound (`MarginMonitor._check`) and holds every open position
