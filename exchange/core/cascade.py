@@ -77,6 +77,14 @@ class Cascades(Room):
                     self._adl_ranks = None
         finally:
             if paused:
+                # What the cascade allocated lives on, so the collector's first pass after
+                # it would traverse every one of those objects to find nothing: moving
+                # them all into the oldest generation first (freeze, then unfreeze: O(1),
+                # lists spliced) spares that pass. Not when something else has frozen
+                # objects (unfreezing would thaw them too).
+                if gc.get_freeze_count() == 0:
+                    gc.freeze()
+                    gc.unfreeze()
                 gc.enable()
         if cas.count == 0 and not truncated:
             self.next_cascade_id -= 1  # nothing was liquidated after all: no cascade
