@@ -9,6 +9,8 @@ positions the mark has crossed out of the monitor and flags them as liquidating.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from . import events as E
 from .margin import liquidation_tick
 from .monitor import BULK
@@ -19,72 +21,83 @@ from .state import FUND, Market, Seat
 class Monitoring(Room):
     """Re-indexing changed positions; taking out the ones the mark has crossed."""
 
-    def _refresh(self, seat: Seat) -> None:
-        m = self.markets[seat.symbol]
-        qty = seat.qty
-        account = seat.account
-        if qty:
-            inst = m.inst
-            cost = seat.cost
-            margin = seat.margin
-            liq = seat.liq = liquidation_tick(inst, qty, cost, margin)
-            qf = (qty if qty > 0 else -qty) * inst.lot_value
-            # margin.bankruptcy_tick, inlined
-            if qty > 0:
-                bk = -((margin - cost) // qf)
-                if bk < 1:
-                    bk = 1
-            else:
-                bk = (margin - cost) // qf
-            seat.bk = bk
-        else:
-            liq = bk = seat.liq = seat.bk = 0
-        if account != FUND and not seat.liquidating:
-            mon = m.monitor
-            if (qty and liq > 0) or account in mon.keys:  # else update() would do nothing
-                mon.update(account, qty, liq)
-        longs, shorts = m.sides
-        if qty > 0:
-            m.seats[account] = seat
-            longs[account] = seat
-            if account in shorts:
-                del shorts[account]
-        elif qty < 0:
-            m.seats[account] = seat
-            shorts[account] = seat
-            if account in longs:
-                del longs[account]
-        else:
-            if seat.orders:
-                m.seats[account] = seat
-            elif account in m.seats:
-                del m.seats[account]
-            if account in longs:
-                del longs[account]
-            if account in shorts:
-                del shorts[account]
+    def _refresh(self, seats: Iterable[Seat]) -> None:
+        """Re-price and re-index each of `seats` (changed positions, each once, in the
+        order they changed) and announce it with one `PositionChanged`. O(log N) each."""
+        markets = self.markets
         ranks = self._adl_ranks
-        if ranks:  # a cascade ranks positions for ADL: this one needs re-scoring
+        append = self._out.append
+        now = self.now
+        seq = self.seq
+        position_changed = E.PositionChanged
+        m: Market | None = None
+        for seat in seats:
             symbol = seat.symbol
-            for (sym, _), rank in ranks.items():
-                if sym == symbol:
-                    rank.dirty[account] = seat
-        self.seq = seq = self.seq + 1
-        self._out.append(
-            E.PositionChanged(
-                seq,
-                self.now,
-                account,
-                seat.symbol,
-                qty,
-                seat.cost,
-                seat.margin,
-                seat.leverage,
-                liq,
-                bk,
-                seat.realized,
+            if m is None or m.inst.symbol != symbol:
+                m = markets[symbol]
+            qty = seat.qty
+            account = seat.account
+            longs, shorts = m.sides
+            if qty:
+                inst = m.inst
+                cost = seat.cost
+                margin = seat.margin
+                liq = seat.liq = liquidation_tick(inst, qty, cost, margin)
+                # margin.bankruptcy_tick, inlined
+                if qty > 0:
+                    bk = -((margin - cost) // (qty * inst.lot_value))
+                    if bk < 1:
+                        bk = 1
+                    m.seats[account] = seat
+                    longs[account] = seat
+                    if account in shorts:
+                        del shorts[account]
+                else:
+                    bk = (margin - cost) // (-qty * inst.lot_value)
+                    m.seats[account] = seat
+                    shorts[account] = seat
+                    if account in longs:
+                        del longs[account]
+                seat.bk = bk
+                if account != FUND and not seat.liquidating:
+                    mon = m.monitor
+                    if liq > 0 or account in mon.keys:  # else update() would do nothing
+                        mon.update(account, qty, liq)
+            else:
+                liq = bk = seat.liq = seat.bk = 0
+                if account != FUND and not seat.liquidating:
+                    mon = m.monitor
+                    if account in mon.keys:
+                        mon.update(account, 0, 0)
+                if seat.orders:
+                    m.seats[account] = seat
+                elif account in m.seats:
+                    del m.seats[account]
+                if account in longs:
+                    del longs[account]
+                if account in shorts:
+                    del shorts[account]
+            if ranks:  # a cascade ranks positions for ADL: this one needs re-scoring
+                for (sym, _), rank in ranks.items():
+                    if sym == symbol:
+                        rank.dirty[account] = seat
+            seq += 1
+            append(
+                position_changed(
+                    seq,
+                    now,
+                    account,
+                    symbol,
+                    qty,
+                    seat.cost,
+                    seat.margin,
+                    seat.leverage,
+                    liq,
+                    bk,
+                    seat.realized,
+                )
             )
-        )
+        self.seq = seq
 
     def _due(self, m: Market) -> list[Seat]:
         """Take the positions the mark has crossed out of the monitor, in the order
