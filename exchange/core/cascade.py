@@ -123,7 +123,8 @@ class Cascades(Room):
         monitor = m.monitor
         path = cas.path
         book = m.book
-        seen: tuple[int, int] | None = None  # (next trade id, book seq) at the last mark update
+        # the next trade id and the book's sequence at the last mark update
+        seen_trade = seen_book = -1
         while queue:
             seats, gen, parent, trigger = queue.popleft()
             first = True  # (the batch's generation and trigger go into the tally once)
@@ -158,9 +159,9 @@ class Cascades(Room):
                 flush(m)
                 # the mark's inputs (index, last, the book, the time) move only with a
                 # trade or a book change: without one the mark is as it was
-                inputs = (self.next_trade_id, book.seq)
-                if inputs != seen:
-                    seen = inputs
+                if self.next_trade_id != seen_trade or book.seq != seen_book:
+                    seen_trade = self.next_trade_id
+                    seen_book = book.seq
                     if update_mark(m):
                         self._fire_stops(m)
                         flush(m)  # (what the stops did is seen at the next update)
@@ -302,11 +303,14 @@ class Cascades(Room):
     def fund_equity(self, m: Market) -> int:
         """Insurance fund balance plus the unrealized PnL of its positions at their marks."""
         fund = self.accounts[FUND]
-        eq = fund.available.get(m.inst.quote_asset, 0)
+        inst = m.inst
+        quote = inst.quote_asset
+        eq = fund.available.get(quote, 0)
         for sym, seat in fund.seats.items():
-            mk = self.markets[sym]
-            if seat.qty and mk.inst.quote_asset == m.inst.quote_asset:
-                eq += seat.qty * mk.mark * mk.inst.lot_value - seat.cost
+            if seat.qty:
+                mk = m if sym == inst.symbol else self.markets[sym]
+                if mk.inst.quote_asset == quote:
+                    eq += seat.qty * mk.mark * mk.inst.lot_value - seat.cost
         return eq
 
     def close_liquidated(self, m: Market, seat: Seat, keep: int = 0) -> int:
@@ -342,16 +346,17 @@ class Cascades(Room):
         cascade, is ranked afresh: O(N log N)."""
         shorts = long_liquidated
         opposite = m.sides[1 if shorts else 0]
-        ranks = self._adl_ranks
-        symbol = m.inst.symbol
         if len(opposite) == 1:  # one holder (the fund's own seat is added below)
             ((acct_id, seat),) = opposite.items()
             qty = seat.qty
             eligible = acct_id != exclude and acct_id != FUND and qty and (qty < 0) == shorts
-            out = [seat] if eligible else []
-        elif ranks is None or len(opposite) <= SMALL_SIDE:
+            if eligible:
+                return [seat]  # (that one seat is not the fund's)
+            out = []
+        elif (ranks := self._adl_ranks) is None or len(opposite) <= SMALL_SIDE:
             out = rank_once(opposite, m.mark, m.inst.lot_value, shorts, exclude)
         else:
+            symbol = m.inst.symbol
             rank_or_none = ranks.get((symbol, shorts))
             if rank_or_none is None or rank_or_none.mark != m.mark:
                 rank = ranks[(symbol, shorts)] = AdlRank(opposite, m.mark, m.inst.lot_value, shorts)

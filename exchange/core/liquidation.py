@@ -97,23 +97,20 @@ def _backstop(
         ex.transfer_position(m, seat, fund, takeover, price)
     remaining = deleveraged = left - takeover
     if remaining:
-        transfer = ex.transfer_position
-        emit = ex.emit
-        symbol = m.inst.symbol
         for other in ex.adl_candidates(m, long, seat.account, remaining):
             aq = other.qty if other.qty > 0 else -other.qty
             n = remaining if remaining < aq else aq
             if other.orders:  # they were sized against a position about to shrink
                 ex.cancel_orders_of(m, other, "ADL")
-            realized = transfer(m, seat, other, n, price)
+            realized = ex.transfer_position(m, seat, other, n, price)
             remaining -= n
             cascade.adl += 1
-            emit(
+            ex.emit(
                 E.PositionAutoDeleveraged,
                 liquidation_id,
                 cascade.cid,
                 other.account,
-                symbol,
+                m.inst.symbol,
                 n,
                 price,
                 realized,

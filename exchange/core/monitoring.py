@@ -31,10 +31,12 @@ class Monitoring(Room):
         seq = self.seq
         position_changed = E.PositionChanged
         m: Market | None = None
+        msym = None  # m's symbol
         for seat in seats:
             symbol = seat.symbol
-            if m is None or m.inst.symbol != symbol:
+            if m is None or symbol != msym:
                 m = markets[symbol]
+                msym = symbol
             qty = seat.qty
             account = seat.account
             longs, shorts = m.sides
@@ -44,24 +46,34 @@ class Monitoring(Room):
                 margin = seat.margin
                 liq = seat.liq = liquidation_tick(inst, qty, cost, margin)
                 # margin.bankruptcy_tick, inlined
+                # (a seat already indexed on its side is in `m.seats` and not on the
+                # other side: the three indexes change together, here only)
                 if qty > 0:
                     bk = -((margin - cost) // (qty * inst.lot_value))
                     if bk < 1:
                         bk = 1
-                    m.seats[account] = seat
-                    longs[account] = seat
-                    if account in shorts:
-                        del shorts[account]
+                    if longs.get(account) is not seat:
+                        m.seats[account] = seat
+                        longs[account] = seat
+                        if account in shorts:
+                            del shorts[account]
                 else:
                     bk = (margin - cost) // (-qty * inst.lot_value)
-                    m.seats[account] = seat
-                    shorts[account] = seat
-                    if account in longs:
-                        del longs[account]
+                    if shorts.get(account) is not seat:
+                        m.seats[account] = seat
+                        shorts[account] = seat
+                        if account in longs:
+                            del longs[account]
                 seat.bk = bk
                 if account != FUND and not seat.liquidating:
                     mon = m.monitor
-                    if liq > 0 or account in mon.keys:  # else update() would do nothing
+                    key = mon.keys.get(account)
+                    if key is None:
+                        if liq > 0:
+                            mon.update(account, qty, liq)
+                    elif mon.ladder is not None or key[1] != liq or (key[0] > 0) != (qty > 0):
+                        # (else update() would find the key as it would make it, and no
+                        # ladder to count the lots in: an ADL counterparty, mostly)
                         mon.update(account, qty, liq)
             else:
                 liq = bk = seat.liq = seat.bk = 0
@@ -71,12 +83,10 @@ class Monitoring(Room):
                         mon.update(account, 0, 0)
                 if seat.orders:
                     m.seats[account] = seat
-                elif account in m.seats:
-                    del m.seats[account]
-                if account in longs:
-                    del longs[account]
-                if account in shorts:
-                    del shorts[account]
+                else:
+                    m.seats.pop(account, None)
+                longs.pop(account, None)
+                shorts.pop(account, None)
             if ranks:  # a cascade ranks positions for ADL: this one needs re-scoring
                 for (sym, _), rank in ranks.items():
                     if sym == symbol:

@@ -150,6 +150,8 @@ class Positions(Room):
         qty = seat.qty
         side = SELL if qty > 0 else BUY
         aq = qty if qty > 0 else -qty
+        inst = m.inst
+        exit_value = price * lots * inst.lot_value  # (the trade's value, either side)
         if 0 < lots <= aq:
             # `_trade_into(..., hold=True)` for a part of the position, without fee or
             # funds, inlined: the most frequent trade of a large ADL cascade
@@ -159,12 +161,11 @@ class Positions(Room):
             else:
                 released = seat.cost
                 seat.qty = 0
-            exit_value = price * lots * m.inst.lot_value
             realized = (exit_value if qty > 0 else -exit_value) - released
             seat.cost -= released
             seat.realized += realized
             seat.margin += realized
-            self._balances_touched[(seat.account, m.inst.quote_asset)] = None
+            self._balances_touched[(seat.account, inst.quote_asset)] = None
             self._touched[seat] = None
         else:
             self._trade_into(m, self.accounts[seat.account], seat, side, price, lots, 0, 0, True)
@@ -177,7 +178,6 @@ class Positions(Room):
             at = tq if tq > 0 else -tq
             released_cost = to.cost * lots // at
             released_margin = to.margin * lots // at
-            exit_value = price * lots * m.inst.lot_value
             realized = (exit_value if tq > 0 else -exit_value) - released_cost
             freed = released_margin + realized
             if freed >= 0:
@@ -187,7 +187,7 @@ class Positions(Room):
                 to.margin -= released_margin
                 if to.orders:
                     self._review[(to.account, to.symbol, 1 - side)] = to
-                quote = m.inst.quote_asset
+                quote = inst.quote_asset
                 if freed:
                     available = self.accounts[to.account].available
                     available[quote] = available.get(quote, 0) + freed
