@@ -21,7 +21,7 @@ from typing import Any
 
 from .ladder import LiquidationLadder
 
-# past this many due positions on a side, `pop_due` takes the rest in one pass
+# past this many due positions on a side, `pop_due` takes the rest in bulk
 BULK = 64
 
 
@@ -144,7 +144,7 @@ class MarginMonitor:
         """Remove and return every account whose liquidation tick the mark has crossed,
         most endangered first (longs by tick descending, then shorts ascending),
         ties by account id. O((k + s) log N) for k due and s stale entries met, or
-        O(N + k log k) in one pass once more than `BULK` are due (a crash); O(1) at
+        O(N + k log k) in a few linear passes once more than `BULK` are due (a crash); O(1) at
         the mark last found calm. Afterwards nothing is due at `mark`."""
         if mark == self.calm:
             return []
