@@ -36,6 +36,9 @@ from .state import FUND, Cascade, Market, Seat
 # up to this many positions on a side, ranking them afresh is cheaper than keeping a rank
 SMALL_SIDE = 16
 
+# positions due together: (seats, generation, parent liquidation id, trigger mark)
+Batch = tuple[list[Seat], int, int | None, int]
+
 
 class Cascades(Room):
     """The cascade loop and the primitives liquidation policies work with."""
@@ -52,14 +55,17 @@ class Cascades(Room):
         if paused:
             gc.disable()
         try:
-            queue: deque[tuple[Seat, int, int | None, int]] = deque()
+            # batches of positions due: (seats, generation, parent, trigger mark)
+            queue: deque[Batch] = deque()
             mark = m.mark
             if m.queued:
-                seats = self.accounts
+                accounts = self.accounts
                 symbol = m.inst.symbol
-                queue.extend([(seats[a].seats[symbol], 0, None, mark) for a in m.queued])
+                queue.append(([accounts[a].seats[symbol] for a in m.queued], 0, None, mark))
                 m.queued = []
-            queue.extend([(s, 0, None, mark) for s in self._due(m)])
+            due = self._due(m)
+            if due:
+                queue.append((due, 0, None, mark))
             if not queue:
                 return False
             quote = m.inst.quote_asset
@@ -77,6 +83,14 @@ class Cascades(Room):
                     self._adl_ranks = None
         finally:
             if paused:
+                # What the cascade allocated lives on, so the collector's first pass after
+                # it would traverse every one of those objects to find nothing: moving
+                # them all into the oldest generation first (freeze, then unfreeze: O(1),
+                # lists spliced) spares that pass. Not when something else has frozen
+                # objects (unfreezing would thaw them too).
+                if gc.get_freeze_count() == 0:
+                    gc.freeze()
+                    gc.unfreeze()
                 gc.enable()
         if cas.count == 0 and not truncated:
             self.next_cascade_id -= 1  # nothing was liquidated after all: no cascade
@@ -96,9 +110,7 @@ class Cascades(Room):
         )
         return cas.count > 0 and not truncated
 
-    def _liquidate_queue(
-        self, m: Market, queue: deque[tuple[Seat, int, int | None, int]], cas: Cascade
-    ) -> bool:
+    def _liquidate_queue(self, m: Market, queue: deque[Batch], cas: Cascade) -> bool:
         """The cascade loop: liquidate the queued positions in order, queueing the ones
         each resulting mark move crosses. Returns whether a bound truncated it."""
         inst = m.inst
@@ -108,47 +120,58 @@ class Cascades(Room):
         flush = self._flush
         update_mark = self._update_mark
         due = self._due
+        monitor = m.monitor
         path = cas.path
         book = m.book
-        seen: tuple[int, int] | None = None  # (next trade id, book seq) at the last mark update
+        # the next trade id and the book's sequence at the last mark update
+        seen_trade = seen_book = -1
         while queue:
-            seat, gen, parent, trigger = queue.popleft()
-            if cas.count >= max_count or gen >= max_gen:
-                m.queued = [seat.account] + [s.account for s, *_ in queue]
-                return True
-            qty = seat.qty
-            if qty == 0 or not is_liquidatable(inst, qty, seat.cost, seat.margin, m.mark):
+            seats, gen, parent, trigger = queue.popleft()
+            first = True  # (the batch's generation and trigger go into the tally once)
+            for i, seat in enumerate(seats):
+                if cas.count >= max_count or gen >= max_gen:
+                    m.queued = [s.account for s in seats[i:]]
+                    for rest, *_ in queue:
+                        m.queued.extend([s.account for s in rest])
+                    return True
+                qty = seat.qty
+                if qty == 0 or not is_liquidatable(inst, qty, seat.cost, seat.margin, m.mark):
+                    seat.liquidating = False
+                    self._touched[seat] = None
+                    continue
+                lid = self.next_liquidation_id
+                self.next_liquidation_id = lid + 1
+                liquidate(self, m, seat, cas, lid, gen, parent, trigger)
                 seat.liquidating = False
-                self._touched[(seat.account, seat.symbol)] = seat
-                continue
-            lid = self.next_liquidation_id
-            self.next_liquidation_id = lid + 1
-            liquidate(self, m, seat, cas, lid, gen, parent, trigger)
-            seat.liquidating = False
-            cas.count += 1
-            left = seat.qty
-            if left:  # a partial liquidation: the rest goes back into the monitor
-                self._touched[(seat.account, seat.symbol)] = seat
-                cas.volume += (qty if qty > 0 else -qty) - (left if left > 0 else -left)
-            else:
-                cas.volume += qty if qty > 0 else -qty
-            if gen + 1 > cas.depth:
-                cas.depth = gen + 1
-            if not path or path[-1] != trigger:
-                path.append(trigger)
-            flush(m)
-            # the mark's inputs (index, last, the book, the time) move only with a trade
-            # or a book change: without one the mark is as it was
-            inputs = (self.next_trade_id, book.seq)
-            if inputs != seen:
-                seen = inputs
-                if update_mark(m):
-                    self._fire_stops(m)
-                    flush(m)  # (what the stops did is seen at the next update)
-            more = due(m)
-            if more:
-                mark = m.mark
-                queue.extend([(s, gen + 1, lid, mark) for s in more])
+                cas.count += 1
+                left = seat.qty
+                if left:  # a partial liquidation: the rest goes back into the monitor
+                    self._touched[seat] = None
+                    cas.volume += (qty if qty > 0 else -qty) - (left if left > 0 else -left)
+                else:
+                    cas.volume += qty if qty > 0 else -qty
+                if first:
+                    first = False
+                    if gen + 1 > cas.depth:
+                        cas.depth = gen + 1
+                    if not path or path[-1] != trigger:
+                        path.append(trigger)
+                flush(m)
+                # the mark's inputs (index, last, the book, the time) move only with a
+                # trade or a book change: without one the mark is as it was
+                if self.next_trade_id != seen_trade or book.seq != seen_book:
+                    seen_trade = self.next_trade_id
+                    seen_book = book.seq
+                    if update_mark(m):
+                        self._fire_stops(m)
+                        flush(m)  # (what the stops did is seen at the next update)
+                # nothing is due at the mark the monitor last found calm (`pop_due` would
+                # say so): most liquidations neither move the mark nor add a position it
+                # crosses
+                if monitor.calm != m.mark:
+                    more = due(m)
+                    if more:
+                        queue.append((more, gen + 1, lid, m.mark))
         return False
 
     def cancel_orders_of(self, m: Market, seat: Seat, reason: str) -> None:
@@ -174,10 +197,13 @@ class Cascades(Room):
         """Send an IOC order for `lots` of the position (0: all of it) at `price` into the
         book as a taker, without fee; its proceeds stay in the position margin. Returns
         its fills."""
-        side = SELL if seat.qty > 0 else BUY
-        qty = lots or abs(seat.qty)
+        sq = seat.qty
+        side = SELL if sq > 0 else BUY
+        qty = lots or (sq if sq > 0 else -sq)
+        oid = self.next_order_id
+        self.next_order_id = oid + 1
         o = Order(
-            self.next_order_id,
+            oid,
             seat.account,
             seat.symbol,
             side,
@@ -192,28 +218,29 @@ class Cascades(Room):
             "NONE",
             self.now,
         )
-        self.next_order_id += 1
-        oid = o.oid
         self.orders[oid] = o
-        seat.orders[oid] = o
-        seat.pending[side] += qty
-        fills: list[tuple[int, int]] = []
         book = m.book
         if side == SELL:
-            best = book.best_bid()
-            crosses = best is not None and best >= price
+            maxes = book.bids._list._maxes  # book.best_bid(), inlined
+            crosses = maxes and maxes[-1] >= price
         else:
-            best = book.best_ask()
-            crosses = best is not None and best <= price
-        if crosses:  # else nothing can match (most of a big cascade's positions)
-            out = self._out
-            start = len(out)
-            self._match(m, o, price, True)
-            fills = [
-                (e.price, e.qty)
-                for e in out[start:]
-                if type(e) is E.OrderFilled and e.taker_order_id == oid
-            ]
+            lists = book.asks._list._lists  # book.best_ask(), inlined
+            crosses = lists and lists[0][0] <= price
+        if not crosses:
+            # nothing can match (most of a big cascade's positions): the order expires
+            # as it came, and the seat's open orders and pending lots are as they were
+            o.status = EXPIRED
+            return []
+        seat.orders[oid] = o
+        seat.pending[side] += qty
+        out = self._out
+        start = len(out)
+        self._match(m, o, price, True)
+        fills = [
+            (e.price, e.qty)
+            for e in out[start:]
+            if type(e) is E.OrderFilled and e.taker_order_id == oid
+        ]
         if o.remaining and o.status < FILLED:
             del seat.orders[oid]
             seat.pending[side] -= o.remaining
@@ -270,16 +297,20 @@ class Cascades(Room):
             m.book.rest(o)
 
     def fund_seat(self, m: Market) -> Seat:
-        return self._seat(self.accounts[FUND], m)
+        seat = self.accounts[FUND].seats.get(m.inst.symbol)
+        return seat if seat is not None else self._seat(self.accounts[FUND], m)
 
     def fund_equity(self, m: Market) -> int:
         """Insurance fund balance plus the unrealized PnL of its positions at their marks."""
         fund = self.accounts[FUND]
-        eq = fund.available.get(m.inst.quote_asset, 0)
+        inst = m.inst
+        quote = inst.quote_asset
+        eq = fund.available.get(quote, 0)
         for sym, seat in fund.seats.items():
-            mk = self.markets[sym]
-            if seat.qty and mk.inst.quote_asset == m.inst.quote_asset:
-                eq += seat.qty * mk.mark * mk.inst.lot_value - seat.cost
+            if seat.qty:
+                mk = m if sym == inst.symbol else self.markets[sym]
+                if mk.inst.quote_asset == quote:
+                    eq += seat.qty * mk.mark * mk.inst.lot_value - seat.cost
         return eq
 
     def close_liquidated(self, m: Market, seat: Seat, keep: int = 0) -> int:
@@ -288,17 +319,18 @@ class Cascades(Room):
         Returns the amount the fund gained."""
         assert seat.qty == 0 and 0 <= keep <= seat.margin
         quote = m.inst.quote_asset
-        fund = self.accounts[FUND]
+        available = self.accounts[FUND].available
         amount = seat.margin - keep
-        fund.available[quote] = fund.available.get(quote, 0) + amount
+        available[quote] = available.get(quote, 0) + amount
+        balances = self._balances_touched
         if keep:
-            owner = self.accounts[seat.account]
-            owner.available[quote] = owner.available.get(quote, 0) + keep
-            self._touch_balance(seat.account, quote)
+            owner = self.accounts[seat.account].available
+            owner[quote] = owner.get(quote, 0) + keep
+            balances[(seat.account, quote)] = None
         seat.margin = 0
         seat.cost = 0
-        self._touch_balance(FUND, quote)
-        self._touch(seat)
+        balances[(FUND, quote)] = None
+        self._touched[seat] = None
         return amount
 
     def adl_candidates(
@@ -314,16 +346,17 @@ class Cascades(Room):
         cascade, is ranked afresh: O(N log N)."""
         shorts = long_liquidated
         opposite = m.sides[1 if shorts else 0]
-        ranks = self._adl_ranks
-        symbol = m.inst.symbol
         if len(opposite) == 1:  # one holder (the fund's own seat is added below)
             ((acct_id, seat),) = opposite.items()
             qty = seat.qty
             eligible = acct_id != exclude and acct_id != FUND and qty and (qty < 0) == shorts
-            out = [seat] if eligible else []
-        elif ranks is None or len(opposite) <= SMALL_SIDE:
+            if eligible:
+                return [seat]  # (that one seat is not the fund's)
+            out = []
+        elif (ranks := self._adl_ranks) is None or len(opposite) <= SMALL_SIDE:
             out = rank_once(opposite, m.mark, m.inst.lot_value, shorts, exclude)
         else:
+            symbol = m.inst.symbol
             rank_or_none = ranks.get((symbol, shorts))
             if rank_or_none is None or rank_or_none.mark != m.mark:
                 rank = ranks[(symbol, shorts)] = AdlRank(opposite, m.mark, m.inst.lot_value, shorts)
@@ -331,8 +364,8 @@ class Cascades(Room):
                 rank = rank_or_none
                 # changed but not yet re-indexed (`_refresh` marks the others dirty)
                 dirty = rank.dirty
-                for (_, sym), seat in self._touched.items():
-                    if sym == symbol:
+                for seat in self._touched:
+                    if seat.symbol == symbol:
                         dirty[seat.account] = seat
             out = rank.ordered(exclude, shorts, lots)
             if lots and sum(abs(s.qty) for s in out) >= lots:

@@ -126,7 +126,9 @@ class Exchange(
         self._policies: dict[str, LiquidationPolicy] = {}
         self.limits: dict[int, AccountLimits] = {}  # see supervision.py
         self._out: list[E.Event] = []
-        self._touched: dict[tuple[int, str], Seat] = {}
+        # seats changed in this command, in the order first changed (a seat is one
+        # account on one symbol, so the seat itself is the key: no tuple to build)
+        self._touched: dict[Seat, None] = {}
         self._reacted: set[str] = set()  # markets that ran `_react` in the current command
         # seats whose position shrank: their orders on that side may now open a position
         self._review: dict[tuple[int, str, int], Seat] = {}
@@ -277,9 +279,7 @@ class Exchange(
         if self._touched:
             touched = self._touched
             self._touched = {}
-            refresh = self._refresh
-            for seat in touched.values():
-                refresh(seat)
+            self._refresh(touched)
         if self._balances_touched:
             bt = self._balances_touched
             self._balances_touched = {}

@@ -84,21 +84,24 @@ def _backstop(
     `adl` off, the fund takes all). Returns (lots taken over, lots deleveraged)."""
     long = seat.qty > 0
     fund = ex.fund_seat(m)  # (it opens the fund's seat on the symbol: part of the state)
-    per_lot_loss = (price - m.mark) * m.inst.lot_value * (1 if long else -1)
+    lv = m.inst.lot_value
+    per_lot_loss = (price - m.mark) * lv if long else (m.mark - price) * lv
     if per_lot_loss <= 0 or not adl:
         takeover = left
     else:
-        takeover = min(left, max(0, ex.fund_equity(m)) // per_lot_loss)
+        equity = ex.fund_equity(m)
+        takeover = equity // per_lot_loss if equity > 0 else 0
+        if takeover > left:
+            takeover = left
     if takeover:
         ex.transfer_position(m, seat, fund, takeover, price)
     remaining = deleveraged = left - takeover
     if remaining:
         for other in ex.adl_candidates(m, long, seat.account, remaining):
-            if not remaining:
-                break
-            n = min(remaining, abs(other.qty))
-            # its orders were sized against a position that is about to shrink
-            ex.cancel_orders_of(m, other, "ADL")
+            aq = other.qty if other.qty > 0 else -other.qty
+            n = remaining if remaining < aq else aq
+            if other.orders:  # they were sized against a position about to shrink
+                ex.cancel_orders_of(m, other, "ADL")
             realized = ex.transfer_position(m, seat, other, n, price)
             remaining -= n
             cascade.adl += 1
@@ -112,6 +115,8 @@ def _backstop(
                 price,
                 realized,
             )
+            if not remaining:
+                break
     return takeover, deleveraged
 
 
@@ -120,46 +125,6 @@ def _filled(fills: list[tuple[int, int]]) -> int:
     for _, q in fills:
         filled += q
     return filled
-
-
-def _liquidated(
-    ex: LiquidationVenue,
-    m: Market,
-    seat_account: int,
-    cascade: Cascade,
-    liquidation_id: int,
-    generation: int,
-    parent: int | None,
-    long: bool,
-    qty: int,
-    trigger_mark: int,
-    liq_price: int,
-    bk: int,
-    fills: list[tuple[int, int]],
-    filled: int,
-    takeover: int,
-    adl: int,
-    fund_delta: int,
-) -> None:
-    ex.emit(
-        E.PositionLiquidated,
-        liquidation_id,
-        cascade.cid,
-        generation,
-        parent,
-        seat_account,
-        m.inst.symbol,
-        "LONG" if long else "SHORT",
-        qty,
-        trigger_mark,
-        liq_price,
-        bk,
-        tuple(fills),
-        filled,
-        takeover,
-        adl,
-        fund_delta,
-    )
 
 
 class BinanceLiquidation:
@@ -188,23 +153,27 @@ class BinanceLiquidation:
         parent: int | None,
         trigger_mark: int,
     ) -> None:
-        ex.cancel_orders_of(m, seat, "LIQUIDATION")
-        qty = abs(seat.qty)
-        long = seat.qty > 0
+        if seat.orders:
+            ex.cancel_orders_of(m, seat, "LIQUIDATION")
+        qty = seat.qty
+        long = qty > 0
+        if not long:
+            qty = -qty
         liq_price = seat.liq
         bk = seat.bk
         quote = m.inst.quote_asset
         fund_before = ex.insurance_fund(quote)
         fills = ex.liquidation_order(m, seat, bk)
-        filled = _filled(fills)
+        filled = _filled(fills) if fills else 0
         left = qty - filled
         takeover = adl = 0
         if left:
             takeover, adl = _backstop(ex, m, seat, cascade, liquidation_id, left, bk, self.adl)
         self.settle(ex, m, seat, bk)
-        _liquidated(
-            ex, m, seat.account, cascade, liquidation_id, generation, parent, long, qty,
-            trigger_mark, liq_price, bk, fills, filled, takeover, adl,
+        ex.emit(
+            E.PositionLiquidated, liquidation_id, cascade.cid, generation, parent,
+            seat.account, m.inst.symbol, "LONG" if long else "SHORT", qty, trigger_mark,
+            liq_price, bk, tuple(fills), filled, takeover, adl,
             ex.insurance_fund(quote) - fund_before,
         )  # fmt: skip
 
@@ -315,9 +284,10 @@ class HyperliquidLiquidation:
                     ex.close_liquidated(m, seat)
                 else:
                     ex.close_liquidated(m, seat, seat.margin)  # the collateral stays
-        _liquidated(
-            ex, m, seat.account, cascade, liquidation_id, generation, parent, long, lots,
-            trigger_mark, liq_price, bk, fills, filled, takeover, adl,
+        ex.emit(
+            E.PositionLiquidated, liquidation_id, cascade.cid, generation, parent,
+            seat.account, m.inst.symbol, "LONG" if long else "SHORT", lots, trigger_mark,
+            liq_price, bk, tuple(fills), filled, takeover, adl,
             ex.insurance_fund(quote) - fund_before,
         )  # fmt: skip
 
@@ -391,9 +361,10 @@ class DydxLiquidation:
             value += price * q
         fee_cap = value * m.inst.lot_value * self.max_fee_rate // RATE_ONE
         ex.close_liquidated(m, seat, max(0, seat.margin - fee_cap))
-        _liquidated(
-            ex, m, seat.account, cascade, liquidation_id, generation, parent, long, qty,
-            trigger_mark, liq_price, bk, fills, filled, takeover, adl,
+        ex.emit(
+            E.PositionLiquidated, liquidation_id, cascade.cid, generation, parent,
+            seat.account, m.inst.symbol, "LONG" if long else "SHORT", qty, trigger_mark,
+            liq_price, bk, tuple(fills), filled, takeover, adl,
             ex.insurance_fund(quote) - fund_before,
         )  # fmt: skip
 

@@ -114,7 +114,7 @@ def is_liquidatable(inst: Instrument, qty: int, cost: int, margin: int, mark: in
         return False
     lv = inst.lot_value
     value = qty * mark * lv
-    notional = (qty if qty > 0 else -qty) * mark * lv
+    notional = value if qty > 0 else -value
     # inst.maintenance_margin(notional), inlined
     caps = inst._caps
     i = bisect_left(caps, notional)

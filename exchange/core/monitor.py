@@ -21,7 +21,7 @@ from typing import Any
 
 from .ladder import LiquidationLadder
 
-# past this many due positions on a side, `pop_due` takes the rest in one pass
+# past this many due positions on a side, `pop_due` takes the rest in bulk
 BULK = 64
 
 
@@ -144,7 +144,7 @@ class MarginMonitor:
         """Remove and return every account whose liquidation tick the mark has crossed,
         most endangered first (longs by tick descending, then shorts ascending),
         ties by account id. O((k + s) log N) for k due and s stale entries met, or
-        O(N + k log k) in one pass once more than `BULK` are due (a crash); O(1) at
+        O(N + k log k) in a few linear passes once more than `BULK` are due (a crash); O(1) at
         the mark last found calm. Afterwards nothing is due at `mark`."""
         if mark == self.calm:
             return []
@@ -162,6 +162,7 @@ class MarginMonitor:
                 break
             if n == BULK:
                 self.long_heap = self._take_all(heap, 1, -mark, due)
+                keys = self.keys  # (rebuilt)
                 break
             heappop(heap)
             del keys[a]  # (a duplicate entry of the same position is stale from here on)
@@ -197,31 +198,24 @@ class MarginMonitor:
     ) -> list[tuple[int, int]]:
         """Append to `due`, in heap order, the account of every live entry ≤ `edge` and
         take it out of `keys`; return the side's new heap of the other entries.
-        O(N + k log k): the due are sorted as integers (entry · 2⁶⁴ + account, the
-        same order as the entries, account ids being below 2⁶³), far cheaper than
-        sorting tuples."""
+        O(N + k log k): the live entries are read from `keys` (the truth: no stale
+        entry, no duplicate) in one pass and sorted as integers (entry · 2⁶⁴ + account,
+        the same order as the entries, account ids being below 2⁶³), far cheaper than
+        sorting tuples; `keys` is rebuilt without them in a second pass, which reads
+        memory in order where deleting k keys one by one would read it at random."""
         keys = self.keys
-        if side > 0:
-            taken = [
-                (e[0] << 64) + e[1]
-                for e in heap
-                if e[0] <= edge and keys.get(e[1]) == (1, -e[0], e[1])
-            ]
-        else:
-            taken = [
-                (e[0] << 64) + e[1]
-                for e in heap
-                if e[0] <= edge and keys.get(e[1]) == (-1, e[0], e[1])
-            ]
+        if side > 0:  # longs: entries (−tick, account), due when tick ≥ −edge
+            mark = -edge
+            taken = [(-k[1] << 64) + a for a, k in keys.items() if k[1] >= mark and k[0] == 1]
+            self.keys = {a: k for a, k in keys.items() if k[1] < mark or k[0] != 1}
+        else:  # shorts: entries (tick, account), due when tick ≤ edge
+            taken = [(k[1] << 64) + a for a, k in keys.items() if k[1] <= edge and k[0] == -1]
+            self.keys = {a: k for a, k in keys.items() if k[1] > edge or k[0] != -1}
         taken.sort()
+        low = (1 << 64) - 1
+        due.extend([x & low for x in taken])
         rest = [e for e in heap if e[0] > edge]
         heapify(rest)
-        low = (1 << 64) - 1
-        for x in taken:
-            a = x & low
-            if a in keys:  # (a duplicate entry of a position taken just before is not)
-                del keys[a]
-                due.append(a)
         return rest
 
     def due_scan(self, mark: int) -> list[int]:

@@ -33,7 +33,7 @@ class Positions(Room):
         return seat
 
     def _touch(self, seat: Seat) -> None:
-        self._touched[(seat.account, seat.symbol)] = seat
+        self._touched[seat] = None
 
     def _settle(
         self, m: Market, o: Order, before: int, price: int, n: int, fee: int, liquidation: bool
@@ -140,7 +140,7 @@ class Positions(Room):
                 seat.margin = 0
             seat.cost = 0
         self._balances_touched[(acct.id, quote)] = None
-        self._touched[(seat.account, seat.symbol)] = seat
+        self._touched[seat] = None
         return realized
 
     def transfer_position(self, m: Market, seat: Seat, to: Seat, lots: int, price: int) -> int:
@@ -150,6 +150,8 @@ class Positions(Room):
         qty = seat.qty
         side = SELL if qty > 0 else BUY
         aq = qty if qty > 0 else -qty
+        inst = m.inst
+        exit_value = price * lots * inst.lot_value  # (the trade's value, either side)
         if 0 < lots <= aq:
             # `_trade_into(..., hold=True)` for a part of the position, without fee or
             # funds, inlined: the most frequent trade of a large ADL cascade
@@ -159,15 +161,39 @@ class Positions(Room):
             else:
                 released = seat.cost
                 seat.qty = 0
-            exit_value = price * lots * m.inst.lot_value
             realized = (exit_value if qty > 0 else -exit_value) - released
             seat.cost -= released
             seat.realized += realized
             seat.margin += realized
-            self._balances_touched[(seat.account, m.inst.quote_asset)] = None
-            self._touched[(seat.account, seat.symbol)] = seat
+            self._balances_touched[(seat.account, inst.quote_asset)] = None
+            self._touched[seat] = None
         else:
             self._trade_into(m, self.accounts[seat.account], seat, side, price, lots, 0, 0, True)
+        tq = to.qty
+        if (tq < -lots) if qty > 0 else (tq > lots):
+            # `to` only reduces, by less than its whole position (an ADL counterparty):
+            # `_trade_into` without fee or funds, inlined, when what the reducing part
+            # frees (its margin plus the realized PnL) is not negative; else it
+            # settles in `_trade_into`, which takes a shortfall from the wallet first
+            at = tq if tq > 0 else -tq
+            released_cost = to.cost * lots // at
+            released_margin = to.margin * lots // at
+            realized = (exit_value if tq > 0 else -exit_value) - released_cost
+            freed = released_margin + realized
+            if freed >= 0:
+                to.cost -= released_cost
+                to.qty = tq - lots if tq > 0 else tq + lots
+                to.realized += realized
+                to.margin -= released_margin
+                if to.orders:
+                    self._review[(to.account, to.symbol, 1 - side)] = to
+                quote = inst.quote_asset
+                if freed:
+                    available = self.accounts[to.account].available
+                    available[quote] = available.get(quote, 0) + freed
+                self._balances_touched[(to.account, quote)] = None
+                self._touched[to] = None
+                return realized
         return self._trade_into(
             m, self.accounts[to.account], to, 1 - side, price, lots, 0, 0, False
         )

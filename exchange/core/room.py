@@ -47,7 +47,7 @@ class Room:
     # matching
     next_trade_id: int
     # positions: seats changed in this command, to re-index and announce
-    _touched: dict[tuple[int, str], Seat]
+    _touched: dict[Seat, None]
     # cascades
     next_liquidation_id: int
     next_cascade_id: int
