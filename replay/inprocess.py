@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -43,15 +43,14 @@ from clients.client import ApiError, Client
 from exchange.core import commands as C
 from exchange.core import events as E
 from exchange.core.engine import Exchange
-from exchange.units import ticks_to_str
 from replay.backtest import SessionOptions, build_instruments, session_player_config
 from replay.builders import advance_clock
 from replay.events import Event
 from replay.formats import read_merged
-from replay.player import REPLAY_ACCOUNT, Player, Stepper
+from replay.player import REPLAY_ACCOUNT, Player
 from replay.population import Population
 from replay.report import Recorder, write_report
-from replay.strategy import Step, Strategy, StrategyRun, load_strategy
+from replay.strategy import Step, Strategy, StrategyRun, TickRow, load_strategy
 
 if TYPE_CHECKING:
     from replay.results import BacktestResult
@@ -129,55 +128,15 @@ class LocalClient(Client):
             raise ApiError(int(e.code), e.msg, 400, method) from None
 
 
-_FIELDS = {"mark": 0, "index": 1, "last": 2, "bestBid": 3, "bestAsk": 4}
-
-
-class _Row(Mapping[str, str | None]):
-    """One symbol's row of the step's market table (`replay.player.market_info`): the
-    prices are taken when the step closes, each formatted as text only when read (a
-    strategy reading the mark does not pay for four more). Read at any later time, it
-    still says what it said at its step."""
-
-    __slots__ = ("_inst", "_raw")
-
-    def __init__(self, inst: Any, raw: tuple[int, int, int, int | None, int | None]) -> None:
-        self._inst = inst
-        self._raw = raw
-
-    def __getitem__(self, key: str) -> str | None:
-        t = self._raw[_FIELDS[key]]
-        return ticks_to_str(self._inst, t) if t else None
-
-    def get(self, key: str, default: Any = None) -> Any:
-        k = _FIELDS.get(key)
-        if k is None:
-            return default
-        t = self._raw[k]
-        return ticks_to_str(self._inst, t) if t else None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(_FIELDS)
-
-    def __len__(self) -> int:
-        return len(_FIELDS)
-
-    def __eq__(self, other: object) -> bool:
-        return dict(self) == other if isinstance(other, Mapping) else NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return repr(dict(self))
-
-
-def _markets(ex: Exchange) -> dict[str, _Row]:
+def _markets(ex: Exchange) -> dict[str, TickRow]:
     """The step's market table: the keys and values `market_info` gives, in its order.
     O(symbols) integer reads; the text is made when read."""
-    out: dict[str, _Row] = {}
-    for sym in sorted(ex.markets) if len(ex.markets) > 1 else ex.markets:
-        m = ex.markets[sym]
+    markets = ex.markets
+    out: dict[str, TickRow] = {}
+    for sym in sorted(markets) if len(markets) > 1 else markets:
+        m = markets[sym]
         book = m.book
-        out[sym] = _Row(m.inst, (m.mark, m.index, m.last, book.best_bid(), book.best_ask()))
+        out[sym] = TickRow(m.inst, (m.mark, m.index, m.last, book.best_bid(), book.best_ask()))
     return out
 
 
@@ -243,9 +202,6 @@ async def run_inprocess(
     router = api.router
     handle = ex.handle
 
-    def apply_one(cmd: C.Command) -> None:
-        sink(handle(cmd))
-
     def apply(cmds: Iterable[C.Command]) -> None:
         for cmd in cmds:
             sink(handle(cmd))
@@ -277,7 +233,7 @@ async def run_inprocess(
     if events is None:
         events = read_merged(opts.data, by=opts.by, symbol=opts.symbol)  # type: ignore[arg-type]
     await _drive(
-        ex, player, events, population, opts.step_ns, recorder, strategy, run, apply, apply_one
+        ex, player, events, population, opts.step_ns, recorder, strategy, run, kept, router
     )
     if strategy is not None and run is not None:
         try:
@@ -306,63 +262,92 @@ async def _drive(
     recorder: Recorder,
     strategy: Strategy | None,
     run: StrategyRun | None,
-    apply: Any,
-    apply_one: Any,
+    kept: list[E.Event] | None,
+    router: Any,
 ) -> None:
-    """`play_async` with a lockstep strategy, minus the runtime (same order of commands)."""
-    stepper = Stepper(step_ns)
+    """`play_async` with a lockstep strategy, minus the runtime: the same commands in the
+    same order, each applied at once.
+
+    The replay's events are recorded once a step, in one batch, just before the step is
+    sampled (nothing reads the recorder in between; the strategy's own requests, made after
+    the sample, are recorded as they are applied): a replayed command costs one `handle`
+    and one list extension. Stream subscribers, when there are any, still get each
+    command's events at once. A step that ends is seen as one integer comparison per
+    command. Awaiting `on_step` never reaches the event loop unless the strategy awaits
+    something that really waits (the local client's answers are ready at once)."""
+    if step_ns < 1:
+        raise ValueError("step_ns must be at least 1 ns")
+    handle = ex.handle
     translate = player.translate
+    record = recorder.record
     sample = recorder.sample
     on_step = strategy.on_step if strategy is not None else None
     pop_next = population.next_ts if population is not None else 1 << 63
+    pending: list[E.Event] = []
+    route = router.route
+    live = bool(router.topics or router.accounts)
+    steps = 0
 
     async def close(ts: int) -> None:
+        nonlocal steps, live
         if ts > ex.now:
-            apply_one(advance_clock(ts))
-        stepper.step += 1
+            evs = handle(advance_clock(ts))
+            pending.extend(evs)
+            if live:
+                route(evs)
+        record(pending)
+        if kept is not None:
+            kept.extend(pending)
+        pending.clear()
+        steps += 1
         sample(ts, ex)
         if on_step is not None:
             assert run is not None
             run.steps += 1
             try:
-                await on_step(Step(stepper.step, ts, False, _markets(ex)))  # type: ignore[arg-type]
+                await on_step(Step(steps, ts, False, _markets(ex)))  # type: ignore[arg-type]
             except Exception as e:
-                run.errors.append(f"step {stepper.step}: {type(e).__name__}: {e}")
+                run.errors.append(f"step {steps}: {type(e).__name__}: {e}")
+            live = bool(router.topics or router.accounts)  # the strategy may (un)subscribe
 
-    async def at(ts: int) -> None:
-        if stepper.crosses(ts):
-            await close(stepper.end())
-            stepper.bucket = ts // step_ns
-        if ts > stepper.ts:
-            stepper.ts = ts
-
-    bucket = -1  # a copy of stepper.bucket: `at` only needs awaiting when a step ends
+    bucket: int | None = None  # the open step (replay time // step_ns)
+    after = -(1 << 63)  # the first instant after the open step: a command there closes it
     for ev in events:
         cmds = translate(ev)
         if player.done:
             break
         for cmd in cmds:
             ts = cmd.ts
-            if ts // step_ns != bucket:
-                await at(ts)
-                bucket = stepper.bucket if stepper.bucket is not None else -1
-            elif ts > stepper.ts:
-                stepper.ts = ts
-            apply_one(cmd)
+            if ts >= after:
+                if bucket is not None:
+                    await close(bucket if step_ns == 1 else after)
+                bucket = ts // step_ns
+                after = (bucket + 1) * step_ns
+            evs = handle(cmd)
+            pending += evs
+            if live:
+                route(evs)
         last = player.last_ts
         if last is not None:
             ts = player.step_ts
-            if ts // step_ns != bucket:
-                await at(ts)
-                bucket = stepper.bucket if stepper.bucket is not None else -1
-            elif ts > stepper.ts:
-                stepper.ts = ts
+            if ts >= after:
+                if bucket is not None:
+                    await close(bucket if step_ns == 1 else after)
+                bucket = ts // step_ns
+                after = (bucket + 1) * step_ns
             if last >= pop_next:
                 assert population is not None
-                apply(player.due(last))
+                for cmd in player.due(last):
+                    evs = handle(cmd)
+                    pending += evs
+                    if live:
+                        route(evs)
                 pop_next = population.next_ts
-    if stepper.bucket is not None:
-        await close(stepper.end())
+    if bucket is not None:
+        await close(bucket if step_ns == 1 else after)
+    record(pending)
+    if kept is not None:
+        kept.extend(pending)
 
 
 def _quanta(amount: Decimal) -> int:

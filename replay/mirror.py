@@ -23,6 +23,7 @@ BID, ASK = 0, 1
 BOOK_RANK = 5  # the recorded book's mid: the index of last resort (book-only data)
 NO_RANK = 99
 _PPM = 1_000_000
+_QUOTES_MAX = 4096  # synthetic books remembered per symbol (a few hundred kB at most)
 
 
 class Owner(Protocol):
@@ -85,7 +86,7 @@ class Mirror:
     filled there.
     """
 
-    __slots__ = ("p", "s", "rec", "tgt", "orders", "sweep_mark", "synth", "quoting")
+    __slots__ = ("p", "s", "rec", "tgt", "orders", "sweep_mark", "synth", "quoting", "quotes")
 
     def __init__(self, player: Owner, s: SymbolState) -> None:
         self.p = player
@@ -96,6 +97,7 @@ class Mirror:
         self.sweep_mark = 0
         self.synth = False  # synthetic quotes rest in the book (withdrawn for a real one)
         self.quoting: tuple[int, tuple[int, ...], int, int, int] | None = None
+        self.quotes: dict[int, Any] = {}  # index → its synthetic levels (`synthetic`)
 
     def apply(
         self,
@@ -149,7 +151,25 @@ class Mirror:
 
     def synthetic(self, index: int, ts: int, out: list[C.Command]) -> None:
         """Re-centre the synthetic book (`PlayerConfig.synthetic`) on a new index: one
-        `ReplaceBook` command (the core withdraws the previous quotes and rests these)."""
+        `ReplaceBook` command (the core withdraws the previous quotes and rests these).
+        The levels around an index are remembered (a bounded cache: replays come back to
+        the same prices over and over), so a re-centring costs one look-up."""
+        quotes = self.quotes.get(index)
+        if quotes is None:
+            quotes = self._levels(index)
+            if len(self.quotes) >= _QUOTES_MAX:
+                self.quotes.clear()
+            self.quotes[index] = quotes
+        bids, asks, n = quotes
+        self.synth = True
+        p = self.p
+        p._stats.levels_placed += n
+        p.emit(replace_book(ts, p.cfg.account, self.s.symbol, bids, asks), out)
+
+    def _levels(
+        self, index: int
+    ) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...], int]:
+        """(bids, asks, how many levels) the synthetic book quotes around `index`."""
         q = self.quoting
         if q is None:
             q = self.quoting = self._quoting()
@@ -178,10 +198,7 @@ class Mirror:
                     bids.append((bid, lots))
                 if lo_price <= ask <= hi_price and ask >= min_tick:
                     asks.append((ask, lots))
-        self.synth = True
-        p = self.p
-        p._stats.levels_placed += len(bids) + len(asks)
-        p.emit(replace_book(ts, p.cfg.account, self.s.symbol, tuple(bids), tuple(asks)), out)
+        return tuple(bids), tuple(asks), len(bids) + len(asks)
 
     def _quoting(self) -> tuple[int, tuple[int, ...], int, int, int]:
         """What every re-centring of the synthetic book uses: (lots a level, 0 when under

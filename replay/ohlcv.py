@@ -20,7 +20,6 @@ from replay._source import (
     BAD_ROW,
     INF,
     MAX_NS,
-    NEG_INF,
     ROW_ERRORS,
     ZERO,
     CsvInput,
@@ -48,8 +47,10 @@ TIME_COLUMN_NAMES = frozenset({"timestamp", "time", "date", "datetime", "open_ti
 DEFAULT_INTERVAL_NS = 60 * 10**9
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 _US = timedelta(microseconds=1)
 _ERRORS = (*ROW_ERRORS, BAD_ROW)
+_PRICES_MAX = 4096  # distinct price texts remembered while reading a file
 _UNIT_NS = {"s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9, "w": 604800 * 10**9}
 _INTERVAL_RE = re.compile(r"(?:^|[^0-9A-Za-z])(\d+)([smhdw])(?=$|[^0-9A-Za-z])")
 
@@ -87,8 +88,8 @@ def interval_from_name(name: str) -> int | None:
 
 def _iso_ns(cell: str) -> int:
     dt = datetime.fromisoformat(cell)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
+    if dt.tzinfo is None:  # UTC: the same span from the naive epoch, without a replace
+        return ((dt - _NAIVE_EPOCH) // _US) * 1000
     return ((dt - _EPOCH) // _US) * 1000
 
 
@@ -166,7 +167,21 @@ def read_ohlcv(src: CsvInput, opts: ReadOptions) -> Iterator[Event]:
         return None
 
     dec = Decimal
-    zero, inf, ninf, max_ns, bad = ZERO, INF, NEG_INF, MAX_NS, BAD_ROW
+    zero, inf, max_ns, bad = ZERO, INF, MAX_NS, BAD_ROW
+    # bars repeat the same few prices (each opens where the last closed): each text is
+    # parsed once into one (immutable, finite) Decimal, whose hash is then computed once too
+    prices: dict[str, Decimal] = {}
+    known = prices.get
+
+    def price(cell: str) -> Decimal:
+        d = dec(cell)
+        if not d.is_finite():
+            raise bad
+        if len(prices) >= _PRICES_MAX:
+            prices.clear()
+        prices[cell] = d
+        return d
+
     prev_end = 0
     row: list[str] = first
     for row in itertools.chain((first,), rows):
@@ -174,16 +189,13 @@ def read_ohlcv(src: CsvInput, opts: ReadOptions) -> Iterator[Event]:
             ts, o, h, lo, c, v = row
             start = parse(ts)
             end = start + interval
-            op, hi, low, cl, vol = dec(o), dec(h), dec(lo), dec(c), dec(v)
-            if not (
-                prev_end <= start
-                and end <= max_ns
-                and ninf < low <= hi < inf
-                and ninf < op < inf
-                and ninf < cl < inf
-                and zero <= vol < inf
-            ):
-                raise bad
+            op = known(o) or price(o)
+            hi = known(h) or price(h)
+            low = known(lo) or price(lo)
+            cl = known(c) or price(c)
+            vol = dec(v)
+            if not (prev_end <= start and end <= max_ns and low <= hi and zero <= vol < inf):
+                raise bad  # (the prices are finite: `price` lets no other through)
         except _ERRORS:
             if not row:
                 continue

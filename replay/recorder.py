@@ -169,19 +169,26 @@ class Recorder:
             self.first_ts = ts
         if ts > self.last_ts:
             self.last_ts = ts
-        if not force and self._next_sample is not None and ts < self._next_sample:
-            return
         prices = self.prices
-        if prices and prices[-1][0] == ts and not force:
-            return
-        self._next_sample = (ts // self.sample_ns + 1) * self.sample_ns
+        if not force:
+            due = self._next_sample
+            if due is not None and ts < due:
+                return
+            if prices and prices[-1][0] == ts:
+                return
+        sample_ns = self.sample_ns
+        self._next_sample = (ts // sample_ns + 1) * sample_ns
         markets = ex.markets
-        for sym in self._symbols():
+        syms = self._sorted_symbols
+        if syms is None or len(syms) != len(self.instruments):
+            syms = self._symbols()
+        for sym in syms:
             m = markets[sym]
             if m.mark or m.index:
                 prices.append((ts, sym, m.mark, m.index, m.last))
         accounts = ex.accounts
-        for a in sorted(self.subjects) if len(self.subjects) > 1 else self.subjects:
+        subjects = self.subjects
+        for a in sorted(subjects) if len(subjects) > 1 else subjects:
             acct = accounts.get(a)
             if acct is None:
                 continue
@@ -190,8 +197,9 @@ class Recorder:
             for sym, seat in acct.seats.items():
                 qty = seat.qty
                 if qty:  # an open position (`position_view`'s margin and unrealised PnL)
+                    m = markets[sym]
                     margin += seat.margin
-                    upnl += qty * markets[sym].mark * markets[sym].inst.lot_value - seat.cost
+                    upnl += qty * m.mark * m.inst.lot_value - seat.cost
             self.equity.append((ts, a, wallet + margin + upnl, wallet, upnl))
         self.insurance.append((ts, ex.insurance_fund("USDT")))
 

@@ -28,18 +28,21 @@ import asyncio
 import importlib
 import os
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from clients.client import Client
+from exchange.units import ticks_to_str
 
 __all__ = [
     "Step",
     "Strategy",
     "StrategyRun",
     "StrategyLoadError",
+    "TickRow",
     "load_strategy",
     "run_strategy",
     "Hold",
@@ -62,7 +65,12 @@ class Step:
         return cls(d["step"], d["ts"], d["done"], d.get("markets") or {})
 
     def _get(self, symbol: str, key: str) -> Decimal | None:
-        v = self.markets.get(symbol, {}).get(key)
+        row = self.markets.get(symbol)
+        if row is None:
+            return None
+        if type(row) is TickRow:
+            return row.decimal(key)
+        v = row.get(key)
         return None if v is None else Decimal(v)
 
     def mark(self, symbol: str) -> Decimal | None:
@@ -79,6 +87,71 @@ class Step:
 
     def best_ask(self, symbol: str) -> Decimal | None:
         return self._get(symbol, "bestAsk")
+
+
+_FIELDS = {"mark": 0, "index": 1, "last": 2, "bestBid": 3, "bestAsk": 4}
+_DECIMALS: dict[str, dict[int, Decimal]] = {}  # per tick size: ticks → the price's Decimal
+_DECIMALS_MAX = 1 << 16
+
+
+class TickRow(Mapping[str, str | None]):
+    """One symbol's row of a step's market table as the in-process backtest makes it
+    (`replay.player.market_info`'s keys and texts): the prices are taken in ticks when the
+    step closes and each formatted as text only when read (a strategy reading the mark
+    does not pay for four more); `Step.mark()` and the like take its Decimal without a
+    text (the same value, `Decimal(row[key])`, remembered per tick). Read at any later
+    time, it still says what it said at its step."""
+
+    __slots__ = ("_inst", "_raw")
+
+    def __init__(self, inst: Any, raw: tuple[int, int, int, int | None, int | None]) -> None:
+        self._inst = inst
+        self._raw = raw
+
+    def __getitem__(self, key: str) -> str | None:
+        t = self._raw[_FIELDS[key]]
+        return ticks_to_str(self._inst, t) if t else None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        k = _FIELDS.get(key)
+        if k is None:
+            return default
+        t = self._raw[k]
+        return ticks_to_str(self._inst, t) if t else None
+
+    def decimal(self, key: str) -> Decimal | None:
+        """`Decimal(self[key])`, or None where the price is absent (or `key` unknown)."""
+        k = _FIELDS.get(key)
+        if k is None:
+            return None
+        t = self._raw[k]
+        if not t:
+            return None
+        unit = self._inst.tick_size
+        cache = _DECIMALS.get(unit)
+        if cache is None:
+            cache = _DECIMALS[unit] = {}
+        d = cache.get(t)
+        if d is None:
+            d = Decimal(ticks_to_str(self._inst, t))
+            if len(cache) >= _DECIMALS_MAX:
+                cache.clear()
+            cache[t] = d
+        return d
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_FIELDS)
+
+    def __len__(self) -> int:
+        return len(_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return dict(self) == other if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 class Strategy:

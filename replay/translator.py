@@ -62,6 +62,7 @@ class Player:
         self._kline_rank = _KLINE_RANK_MARK if self._ref_mark else _KLINE_RANK
         syn = self.cfg.synthetic
         self._walk_quotes = syn is None or not syn.per_bar
+        self._funding_clock = self.cfg.funding_clock
         self._start = self.cfg.start_ns if self.cfg.start_ns is not None else -(1 << 63)
         self._end = self.cfg.end_ns if self.cfg.end_ns is not None else 1 << 63
         self._next_funding = 1 << 63
@@ -257,12 +258,41 @@ class Player:
         iv = ev.exchange_ts - ev.open_ts
         t0 = ts - iv
         out: list[C.Command] = []
-        walk = self._walk_quotes  # quote at every point, or only at the close
-        index = self._index
-        index(s, rank, o, t0, out, walk)
-        index(s, rank, first, t0 + iv // 3, out, walk)
-        index(s, rank, second, t0 + 2 * iv // 3, out, walk)
-        index(s, rank, c, ts - 1, out)
+        if self._walk_quotes:  # quote at every point of the walk
+            index = self._index
+            index(s, rank, o, t0, out)
+            index(s, rank, first, t0 + iv // 3, out)
+            index(s, rank, second, t0 + 2 * iv // 3, out)
+            index(s, rank, c, ts - 1, out)
+            return out
+        # the four `_index` calls, when only the close quotes, in one pass
+        s.rank = rank
+        sym = s.symbol
+        last = s.index
+        moves = 0
+        for tick, t in ((o, t0), (first, t0 + iv // 3), (second, t0 + 2 * iv // 3)):
+            if tick != last and tick > 0:
+                last = tick
+                moves += 1
+                if t >= self._next_funding and self._funding_clock:
+                    self._boundaries(t, out)
+                out.append(set_index_price(t, sym, tick))
+        t = ts - 1
+        if c != last and c > 0:
+            last = c
+            moves += 1
+            if t >= self._next_funding and self._funding_clock:
+                self._boundaries(t, out)
+            out.append(set_index_price(t, sym, c))
+            recentre = True
+        else:  # the close did not move the index: re-centre only if not centred there yet
+            recentre = s.quoted != last and last > 0
+        if moves:
+            s.index = last
+            self._stats.index_updates += moves
+        if recentre and s.book_src is None:
+            s.quoted = last
+            s.mirror.synthetic(last, t, out)
         return out
 
     def _trade(self, ev: Trade, s: SymbolState, ts: int) -> Sequence[C.Command]:

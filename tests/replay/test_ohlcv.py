@@ -106,3 +106,22 @@ def test_ohlcv_low_above_high_rejected(tmp_path: Path) -> None:
     f = write(tmp_path / "x.csv", csv_text(HEADER, rows))
     with pytest.raises(ReplayFormatError, match=r"x\.csv:2: low is above high"):
         list(read(f))
+
+
+@pytest.mark.parametrize("bad", ["NaN", "sNaN", "Infinity", "-Infinity", "abc"])
+@pytest.mark.parametrize("column", [1, 2, 3, 4])
+def test_ohlcv_non_finite_prices_rejected_even_after_good_rows(
+    tmp_path: Path, bad: str, column: int
+) -> None:
+    """Each price text is parsed once and then remembered: a bad one is never let in, on
+    its first row or after rows whose prices were fine."""
+    good = [str(S0), "1", "2", "1", "1.5", "10"]
+    row = list(good)
+    row[0] = str(S0 + 60)
+    row[column] = bad
+    f = write(tmp_path / "x.csv", csv_text(HEADER, [good, row, good]))
+    name = HEADER.split(",")[column]
+    with pytest.raises(ReplayFormatError, match=rf"x\.csv:3: column {column + 1} \({name}\)"):
+        list(read(f))
+    bars = list(read(write(tmp_path / "y.csv", csv_text(HEADER, [good]))))
+    assert [(b.open, b.high, b.low, b.close) for b in bars] == [(D(1), D(2), D(1), D("1.5"))]
