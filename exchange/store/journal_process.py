@@ -66,8 +66,9 @@ def _frame(kind: bytes, body: bytes) -> bytes:
 class JournalProcess:
     """The parent's handle on the forked journal writer (see the module docstring)."""
 
-    def __init__(self, pid: int, out: int, ack: int, jdb: Database) -> None:
+    def __init__(self, pid: int, out: int, ack: int, jdb: Database, linger: float = 0.0) -> None:
         self.pid = pid
+        self.linger = linger  # seconds the sender lets journal batches pile up
         self._out = out
         self._ack = ack
         self._jdb = jdb  # for a call that cannot be pickled (run in this process)
@@ -86,6 +87,7 @@ class JournalProcess:
         self._sender = threading.Thread(target=self._send_main, name="mc-journal-send", daemon=True)
         self._reader = threading.Thread(target=self._read_main, name="mc-journal-ack", daemon=True)
         self.cpu_s = {"sender": 0.0, "reader": 0.0}
+        self.writes = 0  # writes to the pipe
         self._sender.start()
         self._reader.start()
 
@@ -122,7 +124,7 @@ class JournalProcess:
                 os._exit(code)
         os.close(out_r)
         os.close(ack_w)
-        handle = cls(pid, out_w, ack_r, jdb)
+        handle = cls(pid, out_w, ack_r, jdb, linger)
         handle.sent_idx = handle.committed_idx = after
         return handle
 
@@ -174,6 +176,12 @@ class JournalProcess:
             with self._cv:
                 while not q:
                     self._cv.wait()
+                if self.linger and all(type(item) is bytes for item in q):
+                    # Only journal batches: let more pile up (the child lingers as long
+                    # before committing anyway). Waking for every turn's batch took the
+                    # GIL from the engine hundreds of times a second under a WebSocket
+                    # load of small batches; a request (a flush, a snapshot) cuts it short.
+                    self._cv.wait(self.linger)
                 items = list(q)
                 q.clear()
             chunk: list[bytes] = []
@@ -202,6 +210,7 @@ class JournalProcess:
     def _write(self, chunk: list[bytes]) -> None:
         if not chunk or self.dead:
             return
+        self.writes += 1
         view = memoryview(b"".join(chunk))
         try:
             while view:

@@ -130,6 +130,29 @@ def _count_journal(conn: Any) -> int:
     return int(conn.execute(text("select count(*) from journal")).scalar_one())
 
 
+async def test_batches_pile_up_in_the_sender_and_a_flush_cuts_the_wait_short(
+    db_url: str,
+) -> None:
+    """Journal batches wait in the sender up to `linger` and go down the pipe in one write;
+    a request behind them (here a flush) is not kept waiting for the linger."""
+    cmds = build(1)
+    st, rt = await started(
+        db_url, snapshot_every=0, snapshot_interval=0, query_tables=False, linger=30.0
+    )
+    jp = st._jproc
+    assert jp is not None and jp.linger == 30.0
+    before = jp.writes
+    for i in range(0, 400, 10):  # 40 small batches, as 40 turns of a busy loop make
+        await st.append(cmds[i : i + 10])
+    await asyncio.sleep(0.2)
+    assert jp.writes == before  # all still waiting: nothing written yet
+    await asyncio.wait_for(st.flush(), timeout=10)  # far less than the linger
+    assert jp.writes == before + 1  # the 40 batches and the flush: one write
+    assert st.stats()["pending"] == 0
+    await rt.stop()
+    await st.close(rt.exchange)
+
+
 async def test_flush_and_close_wait_for_the_commits(db_url: str) -> None:
     cmds = build(1)
     st, rt = await started(db_url, snapshot_every=0, snapshot_interval=0, query_tables=False)
