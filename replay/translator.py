@@ -270,23 +270,18 @@ class Player:
         sym = s.symbol
         last = s.index
         moves = 0
-        for tick, t in ((o, t0), (first, t0 + iv // 3), (second, t0 + 2 * iv // 3)):
+        closed = False  # the close moved the index
+        walk = ((o, t0), (first, t0 + iv // 3), (second, t0 + 2 * iv // 3), (c, ts - 1))
+        for k, (tick, t) in enumerate(walk):
             if tick != last and tick > 0:
                 last = tick
                 moves += 1
                 if t >= self._next_funding and self._funding_clock:
                     self._boundaries(t, out)
                 out.append(set_index_price(t, sym, tick))
-        t = ts - 1
-        if c != last and c > 0:
-            last = c
-            moves += 1
-            if t >= self._next_funding and self._funding_clock:
-                self._boundaries(t, out)
-            out.append(set_index_price(t, sym, c))
-            recentre = True
-        else:  # the close did not move the index: re-centre only if not centred there yet
-            recentre = s.quoted != last and last > 0
+                closed = k == 3
+        # a close that did not move the index re-centres only if not centred there yet
+        recentre = closed or (s.quoted != last and last > 0)
         if moves:
             s.index = last
             self._stats.index_updates += moves

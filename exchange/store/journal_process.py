@@ -43,6 +43,7 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from exchange.errors import StoreUnavailable
@@ -102,26 +103,16 @@ class JournalProcess:
             import fcntl
 
             fcntl.fcntl(out_w, _F_SETPIPE_SZ, _PIPE_SIZE)
-        main = threading.current_thread() is threading.main_thread()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            code = 1
-            try:
-                os.close(out_w)
-                os.close(ack_r)
-                if main:
-                    die_with_parent()
-                # the server decides when its writer stops (Ctrl-C reaches the whole
-                # process group), and the server's event loop's wake-up socket is not ours
-                with contextlib.suppress(ValueError):  # (only the main thread may)
-                    signal.signal(signal.SIGINT, signal.SIG_IGN)
-                    signal.set_wakeup_fd(-1)
-                _Child(url, max_rows, linger, timeout, out_r, ack_w).run()
-                code = 0
-            except BaseException:
-                log.exception("journal process failed")
-            finally:
-                os._exit(code)
+
+        def run() -> None:  # pragma: no cover - the child
+            # the server decides when its writer stops (Ctrl-C reaches the whole process
+            # group), and the server's event loop's wake-up socket is not ours
+            with contextlib.suppress(ValueError):  # (only the main thread may)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.set_wakeup_fd(-1)
+            _Child(url, max_rows, linger, timeout, out_r, ack_w).run()
+
+        pid = fork_writer(run, (out_w, ack_r), "journal process")
         os.close(out_r)
         os.close(ack_w)
         handle = cls(pid, out_w, ack_r, jdb, linger)
@@ -319,6 +310,29 @@ def _describe(status: int) -> str:
     if os.WIFEXITED(status):
         return f"exit status {os.WEXITSTATUS(status)}"
     return f"wait status {status}"
+
+
+def fork_writer(run: Callable[[], None], close: tuple[int, ...], what: str) -> int:
+    """Fork a writer process and return its pid. The child closes the parent's ends of
+    its pipes (`close`), dies with its parent when forked from the main thread (so no
+    write of a crashed server lands after its restart), runs `run()` and exits: status
+    0, or 1 with the failure logged as `what`'s."""
+    main = threading.current_thread() is threading.main_thread()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            for fd in close:
+                os.close(fd)
+            if main:
+                die_with_parent()
+            run()
+            code = 0
+        except BaseException:
+            log.exception("%s failed", what)
+        finally:
+            os._exit(code)
+    return pid
 
 
 def die_with_parent() -> None:  # pragma: no cover - the child

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import select
-import threading
 import time
 from typing import Any
 
@@ -41,7 +40,7 @@ from . import journal as J
 from . import projection as P
 from .codec import decode_command
 from .db import Database
-from .journal_process import die_with_parent
+from .journal_process import fork_writer
 
 log = logging.getLogger("margincall.store")
 
@@ -74,23 +73,13 @@ class QueryProcess:
         """Fork the writer; it follows the journal from index `after` + 1."""
         ctl_r, ctl_w = os.pipe()
         ack_r, ack_w = os.pipe()
-        main = threading.current_thread() is threading.main_thread()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            code = 1
-            try:
-                os.close(ctl_w)
-                os.close(ack_r)
-                if main:  # no write of a crashed server's lands after its restart
-                    die_with_parent()
-                with contextlib.suppress(OSError):
-                    os.nice(NICE)
-                _Child(url, exchange, projector, after, max_rows, linger, ctl_r, ack_w).run()
-                code = 0
-            except BaseException:
-                log.exception("query process failed")
-            finally:
-                os._exit(code)
+
+        def run() -> None:  # pragma: no cover - the child
+            with contextlib.suppress(OSError):
+                os.nice(NICE)
+            _Child(url, exchange, projector, after, max_rows, linger, ctl_r, ack_w).run()
+
+        pid = fork_writer(run, (ctl_w, ack_r), "query process")
         os.close(ctl_r)
         os.close(ack_w)
         return cls(pid, ctl_w, ack_r)
