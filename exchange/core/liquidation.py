@@ -127,6 +127,33 @@ def _filled(fills: list[tuple[int, int]]) -> int:
     return filled
 
 
+def _liquidated(
+    ex: LiquidationVenue,
+    m: Market,
+    seat: Seat,
+    cascade: Cascade,
+    liquidation_id: int,
+    generation: int,
+    parent: int | None,
+    long: bool,
+    qty: int,
+    trigger_mark: int,
+    liq_price: int,
+    bk: int,
+    fills: list[tuple[int, int]],
+    filled: int,
+    takeover: int,
+    adl: int,
+    fund_delta: int,
+) -> None:
+    """Announce a liquidation (`PositionLiquidated`), the same way for every policy."""
+    ex.emit(
+        E.PositionLiquidated, liquidation_id, cascade.cid, generation, parent,
+        seat.account, m.inst.symbol, "LONG" if long else "SHORT", qty, trigger_mark,
+        liq_price, bk, tuple(fills), filled, takeover, adl, fund_delta,
+    )  # fmt: skip
+
+
 class BinanceLiquidation:
     """Binance USDⓈ-M's default: cancel the position's orders; send one IOC order for
     the whole position at the bankruptcy price into the book as a taker; what fills
@@ -170,10 +197,9 @@ class BinanceLiquidation:
         if left:
             takeover, adl = _backstop(ex, m, seat, cascade, liquidation_id, left, bk, self.adl)
         self.settle(ex, m, seat, bk)
-        ex.emit(
-            E.PositionLiquidated, liquidation_id, cascade.cid, generation, parent,
-            seat.account, m.inst.symbol, "LONG" if long else "SHORT", qty, trigger_mark,
-            liq_price, bk, tuple(fills), filled, takeover, adl,
+        _liquidated(
+            ex, m, seat, cascade, liquidation_id, generation, parent, long, qty,
+            trigger_mark, liq_price, bk, fills, filled, takeover, adl,
             ex.insurance_fund(quote) - fund_before,
         )  # fmt: skip
 
@@ -284,10 +310,9 @@ class HyperliquidLiquidation:
                     ex.close_liquidated(m, seat)
                 else:
                     ex.close_liquidated(m, seat, seat.margin)  # the collateral stays
-        ex.emit(
-            E.PositionLiquidated, liquidation_id, cascade.cid, generation, parent,
-            seat.account, m.inst.symbol, "LONG" if long else "SHORT", lots, trigger_mark,
-            liq_price, bk, tuple(fills), filled, takeover, adl,
+        _liquidated(
+            ex, m, seat, cascade, liquidation_id, generation, parent, long, lots,
+            trigger_mark, liq_price, bk, fills, filled, takeover, adl,
             ex.insurance_fund(quote) - fund_before,
         )  # fmt: skip
 
@@ -361,10 +386,9 @@ class DydxLiquidation:
             value += price * q
         fee_cap = value * m.inst.lot_value * self.max_fee_rate // RATE_ONE
         ex.close_liquidated(m, seat, max(0, seat.margin - fee_cap))
-        ex.emit(
-            E.PositionLiquidated, liquidation_id, cascade.cid, generation, parent,
-            seat.account, m.inst.symbol, "LONG" if long else "SHORT", qty, trigger_mark,
-            liq_price, bk, tuple(fills), filled, takeover, adl,
+        _liquidated(
+            ex, m, seat, cascade, liquidation_id, generation, parent, long, qty,
+            trigger_mark, liq_price, bk, fills, filled, takeover, adl,
             ex.insurance_fund(quote) - fund_before,
         )  # fmt: skip
 

@@ -82,24 +82,11 @@ class Positions(Room):
         reduce = 0
         if qty and (qty > 0) != buy:
             aq = qty if qty > 0 else -qty
-            if n < aq:
-                reduce = n
-                released_cost = seat.cost * n // aq
-                released_margin = seat.margin * n // aq
-            else:
-                reduce = aq
-                released_cost = seat.cost
-                released_margin = seat.margin
-            exit_value = price * reduce * lv
-            realized = (exit_value if qty > 0 else -exit_value) - released_cost
-            seat.cost -= released_cost
-            qty = seat.qty = qty + reduce if buy else qty - reduce
-            seat.realized += realized
-            if hold:
-                seat.margin += realized
-            else:
-                seat.margin -= released_margin
-                funds += released_margin + realized
+            reduce = n if n < aq else aq
+            realized, freed = _reduce(seat, reduce, price, lv, hold)
+            qty = seat.qty
+            if not hold:
+                funds += freed
                 if seat.orders:
                     self._review[(seat.account, seat.symbol, side)] = seat
         increase = n - reduce
@@ -116,32 +103,39 @@ class Positions(Room):
             funds -= im
         seat.fees += fee
         funds -= fee
-        available = acct.available
-        if funds >= 0:
-            if funds:
-                available[quote] = available.get(quote, 0) + funds
-        else:
-            short = -funds
-            have = available.get(quote, 0)
-            take = have if have < short else short
-            available[quote] = have - take
-            short -= take
-            if short and not hold:
-                take = seat.margin if seat.margin < short else short
-                seat.margin -= take
-                short -= take
-            if short:
-                # fills beyond bankruptcy never happen, so only a fee (or a reservation's
-                # rounding) can be left uncovered here: the exchange waives it
-                self.fees_collected[quote] = self.fees_collected.get(quote, 0) - short
+        self._cover(acct, seat, quote, funds, hold)
         if qty == 0 and not hold:
             if seat.margin:
+                available = acct.available
                 available[quote] = available.get(quote, 0) + seat.margin
                 seat.margin = 0
             seat.cost = 0
         self._balances_touched[(acct.id, quote)] = None
         self._touched[seat] = None
         return realized
+
+    def _cover(self, acct: Account, seat: Seat, quote: str, funds: int, hold: bool) -> None:
+        """Settle a trade's net money `funds`: what is left over goes to the wallet; a
+        shortfall comes from the wallet, then (unless `hold`) the position's margin, and
+        what is still missing is waived by the exchange. O(1)."""
+        available = acct.available
+        if funds >= 0:
+            if funds:
+                available[quote] = available.get(quote, 0) + funds
+            return
+        short = -funds
+        have = available.get(quote, 0)
+        take = have if have < short else short
+        available[quote] = have - take
+        short -= take
+        if short and not hold:
+            take = seat.margin if seat.margin < short else short
+            seat.margin -= take
+            short -= take
+        if short:
+            # fills beyond bankruptcy never happen, so only a fee (or a reservation's
+            # rounding) can be left uncovered here: the exchange waives it
+            self.fees_collected[quote] = self.fees_collected.get(quote, 0) - short
 
     def transfer_position(self, m: Market, seat: Seat, to: Seat, lots: int, price: int) -> int:
         """Move `lots` of seat's position to `to` at `price` (fund takeover, ADL).
@@ -151,20 +145,10 @@ class Positions(Room):
         side = SELL if qty > 0 else BUY
         aq = qty if qty > 0 else -qty
         inst = m.inst
-        exit_value = price * lots * inst.lot_value  # (the trade's value, either side)
         if 0 < lots <= aq:
-            # `_trade_into(..., hold=True)` for a part of the position, without fee or
-            # funds, inlined: the most frequent trade of a large ADL cascade
-            if lots < aq:
-                released = seat.cost * lots // aq
-                seat.qty = qty - lots if qty > 0 else qty + lots
-            else:
-                released = seat.cost
-                seat.qty = 0
-            realized = (exit_value if qty > 0 else -exit_value) - released
-            seat.cost -= released
-            seat.realized += realized
-            seat.margin += realized
+            # `_trade_into(..., hold=True)` for a part of the position without fee or
+            # funds, short-cut: the most frequent trade of a large ADL cascade
+            _reduce(seat, lots, price, inst.lot_value, True)
             self._balances_touched[(seat.account, inst.quote_asset)] = None
             self._touched[seat] = None
         else:
@@ -172,28 +156,15 @@ class Positions(Room):
         tq = to.qty
         if (tq < -lots) if qty > 0 else (tq > lots):
             # `to` only reduces, by less than its whole position (an ADL counterparty):
-            # `_trade_into` without fee or funds, inlined, when what the reducing part
-            # frees (its margin plus the realized PnL) is not negative; else it
-            # settles in `_trade_into`, which takes a shortfall from the wallet first
-            at = tq if tq > 0 else -tq
-            released_cost = to.cost * lots // at
-            released_margin = to.margin * lots // at
-            realized = (exit_value if tq > 0 else -exit_value) - released_cost
-            freed = released_margin + realized
-            if freed >= 0:
-                to.cost -= released_cost
-                to.qty = tq - lots if tq > 0 else tq + lots
-                to.realized += realized
-                to.margin -= released_margin
-                if to.orders:
-                    self._review[(to.account, to.symbol, 1 - side)] = to
-                quote = inst.quote_asset
-                if freed:
-                    available = self.accounts[to.account].available
-                    available[quote] = available.get(quote, 0) + freed
-                self._balances_touched[(to.account, quote)] = None
-                self._touched[to] = None
-                return realized
+            # `_trade_into` without fee, funds or an increasing part, short-cut
+            realized, freed = _reduce(to, lots, price, inst.lot_value, False)
+            if to.orders:
+                self._review[(to.account, to.symbol, 1 - side)] = to
+            quote = inst.quote_asset
+            self._cover(self.accounts[to.account], to, quote, freed, False)
+            self._balances_touched[(to.account, quote)] = None
+            self._touched[to] = None
+            return realized
         return self._trade_into(
             m, self.accounts[to.account], to, 1 - side, price, lots, 0, 0, False
         )
@@ -297,3 +268,26 @@ class Positions(Room):
                     f"cost without position {a.id}"
                 )
             assert net == 0, f"{sym}: positions do not net to zero ({net})"
+
+
+def _reduce(seat: Seat, n: int, price: int, lv: int, hold: bool) -> tuple[int, int]:
+    """Take n lots (0 < n ≤ |qty|) off `seat`'s position at `price`: release its cost and,
+    unless `hold`, its margin pro rata (all of both for the whole position) and realize
+    the PnL; with `hold` (a position under liquidation) the PnL stays in the position's
+    margin. Returns (realized PnL, money freed: the released margin plus the PnL, 0 with
+    `hold`). Only the seat's qty, cost, margin and realized change. O(1)."""
+    qty = seat.qty
+    aq = qty if qty > 0 else -qty
+    partial = n < aq
+    released_cost = seat.cost * n // aq if partial else seat.cost
+    exit_value = price * n * lv
+    realized = (exit_value if qty > 0 else -exit_value) - released_cost
+    seat.cost -= released_cost
+    seat.qty = qty - n if qty > 0 else qty + n
+    seat.realized += realized
+    if hold:
+        seat.margin += realized
+        return realized, 0
+    released_margin = seat.margin * n // aq if partial else seat.margin
+    seat.margin -= released_margin
+    return realized, released_margin + realized
