@@ -47,7 +47,7 @@ from replay.backtest import SessionOptions, build_instruments, session_player_co
 from replay.builders import advance_clock
 from replay.events import Event
 from replay.formats import read_merged
-from replay.player import REPLAY_ACCOUNT, Player
+from replay.player import REPLAY_ACCOUNT, Player, Stepper
 from replay.population import Population
 from replay.report import Recorder, write_report
 from replay.strategy import Step, Strategy, StrategyRun, TickRow, load_strategy
@@ -275,8 +275,7 @@ async def _drive(
     command's events at once. A step that ends is seen as one integer comparison per
     command. Awaiting `on_step` never reaches the event loop unless the strategy awaits
     something that really waits (the local client's answers are ready at once)."""
-    if step_ns < 1:
-        raise ValueError("step_ns must be at least 1 ns")
+    stepper = Stepper(step_ns)
     handle = ex.handle
     translate = player.translate
     record = recorder.record
@@ -286,10 +285,9 @@ async def _drive(
     pending: list[E.Event] = []
     route = router.route
     live = bool(router.topics or router.accounts)
-    steps = 0
 
     async def close(ts: int) -> None:
-        nonlocal steps, live
+        nonlocal live
         if ts > ex.now:
             evs = handle(advance_clock(ts))
             pending.extend(evs)
@@ -299,18 +297,17 @@ async def _drive(
         if kept is not None:
             kept.extend(pending)
         pending.clear()
-        steps += 1
+        stepper.step += 1
         sample(ts, ex)
         if on_step is not None:
             assert run is not None
             run.steps += 1
             try:
-                await on_step(Step(steps, ts, False, _markets(ex)))  # type: ignore[arg-type]
+                await on_step(Step(stepper.step, ts, False, _markets(ex)))  # type: ignore[arg-type]
             except Exception as e:
-                run.errors.append(f"step {steps}: {type(e).__name__}: {e}")
+                run.errors.append(f"step {stepper.step}: {type(e).__name__}: {e}")
             live = bool(router.topics or router.accounts)  # the strategy may (un)subscribe
 
-    bucket: int | None = None  # the open step (replay time // step_ns)
     after = -(1 << 63)  # the first instant after the open step: a command there closes it
     for ev in events:
         cmds = translate(ev)
@@ -319,10 +316,9 @@ async def _drive(
         for cmd in cmds:
             ts = cmd.ts
             if ts >= after:
-                if bucket is not None:
-                    await close(bucket if step_ns == 1 else after)
-                bucket = ts // step_ns
-                after = (bucket + 1) * step_ns
+                if stepper.bucket is not None:
+                    await close(stepper.end())
+                after = stepper.open(ts)
             evs = handle(cmd)
             pending += evs
             if live:
@@ -331,10 +327,9 @@ async def _drive(
         if last is not None:
             ts = player.step_ts
             if ts >= after:
-                if bucket is not None:
-                    await close(bucket if step_ns == 1 else after)
-                bucket = ts // step_ns
-                after = (bucket + 1) * step_ns
+                if stepper.bucket is not None:
+                    await close(stepper.end())
+                after = stepper.open(ts)
             if last >= pop_next:
                 assert population is not None
                 for cmd in player.due(last):
@@ -343,8 +338,8 @@ async def _drive(
                     if live:
                         route(evs)
                 pop_next = population.next_ts
-    if bucket is not None:
-        await close(bucket if step_ns == 1 else after)
+    if stepper.bucket is not None:
+        await close(stepper.end())
     record(pending)
     if kept is not None:
         kept.extend(pending)

@@ -107,6 +107,12 @@ class Stepper:
             return self.bucket
         return (self.bucket + 1) * self.step_ns
 
+    def open(self, ts: int) -> int:
+        """Open the step holding `ts`; return its first instant after it: a time at or
+        past that starts a new step (what `crosses` says, as one comparison)."""
+        b = self.bucket = ts // self.step_ns
+        return (b + 1) * self.step_ns
+
     def crosses(self, ts: int) -> bool:
         """True when `ts` starts a new step (the open one must close first)."""
         b = ts // self.step_ns

@@ -238,3 +238,23 @@ def test_remembered_synthetic_levels_are_the_levels(monkeypatch: pytest.MonkeyPa
         assert isinstance(cmd, C.ReplaceBook)
         assert p.stats.levels_placed - before == len(cmd.bids) + len(cmd.asks)
         assert len(s.mirror.quotes) <= 50
+
+
+@pytest.mark.parametrize("step_ns", [1, 7, 60])
+def test_a_step_opened_ends_where_crosses_says_a_new_one_starts(step_ns: int) -> None:
+    """`Stepper.open`'s one comparison (what the in-process driver uses) agrees with
+    `crosses` (the lockstep's) and `end` at every time, step sizes 1 ns and up."""
+    from replay.player import Stepper
+
+    times = [0, 1, 2, 5, 6, 7, 8, 13, 14, 59, 60, 61, 119, 120, 200]
+    a, b = Stepper(step_ns), Stepper(step_ns)
+    after = -(1 << 63)
+    for ts in times:
+        new_step = b.crosses(ts)  # (the very first time opens the first step: False)
+        if new_step:
+            b.bucket = ts // step_ns
+        opened = ts >= after
+        assert opened == (new_step or ts == times[0])
+        if opened:
+            after = a.open(ts)
+        assert a.bucket == b.bucket and a.end() == b.end() >= ts
