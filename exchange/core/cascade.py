@@ -378,4 +378,4 @@ class Cascades(Room):
     def emit(self, cls: Any, *args: Any) -> None:
         """Emit an event (for liquidation policies)."""
         self.seq = seq = self.seq + 1
-        self._out.append(cls(seq, self.now, *args))
+        self._out.append(cls.new(seq, self.now, *args))

@@ -230,7 +230,7 @@ class Exchange(
 
     def _emit(self, cls: Any, *args: Any) -> None:
         self.seq = seq = self.seq + 1
-        self._out.append(cls(seq, self.now, *args))
+        self._out.append(cls.new(seq, self.now, *args))
 
     def _reject(self, cmd: C.Command, r: Rejected) -> None:
         name = type(cmd).__name__
@@ -287,7 +287,7 @@ class Exchange(
             append = self._out.append
             now = self.now
             seq = self.seq
-            balance_changed = E.BalanceChanged
+            balance_changed = E.BalanceChanged.new
             for account, asset in bt:
                 acct = accounts[account]
                 seq += 1
@@ -309,7 +309,7 @@ class Exchange(
                 if changed is not None:
                     self.seq = seq = self.seq + 1
                     self._out.append(
-                        E.BookUpdated(
+                        E.BookUpdated.new(
                             seq, self.now, m.inst.symbol, book.seq, changed[0], changed[1]
                         )
                     )

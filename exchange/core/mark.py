@@ -49,7 +49,7 @@ class MarkPrices(Room):
         m.index = price
         self._sample_premium(m)
         self.seq = seq = self.seq + 1  # `_emit`, inline: a replay sends millions of these
-        self._out.append(E.IndexPriceChanged(seq, self.now, m.inst.symbol, price))
+        self._out.append(E.IndexPriceChanged.new(seq, self.now, m.inst.symbol, price))
         self._react(m)
 
     def _set_funding_rate(self, cmd: C.SetFundingRate) -> None:

@@ -224,7 +224,7 @@ class Matching(Room):
         self.next_trade_id = tid + 1
         self.seq = seq = self.seq + 1
         self._out.append(
-            E.OrderFilled(
+            E.OrderFilled.new(
                 seq,
                 now,
                 inst.symbol,

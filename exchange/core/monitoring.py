@@ -29,7 +29,7 @@ class Monitoring(Room):
         append = self._out.append
         now = self.now
         seq = self.seq
-        position_changed = E.PositionChanged
+        position_changed = E.PositionChanged.new
         m: Market | None = None
         msym = None  # m's symbol
         for seat in seats:

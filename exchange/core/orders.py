@@ -240,7 +240,7 @@ class Orders(Room):
             m.stop_count += 1
         self.seq = seq = self.seq + 1
         self._out.append(
-            E.OrderAccepted(
+            E.OrderAccepted.new(
                 seq,
                 now,
                 oid,
@@ -470,7 +470,7 @@ class Orders(Room):
         cls = E.OrderCanceled if status == CANCELED else E.OrderExpired
         self.seq = seq = self.seq + 1
         self._out.append(
-            cls(seq, self.now, oid, o.client_id, o.account, o.symbol, remaining, reason)
+            cls.new(seq, self.now, oid, o.client_id, o.account, o.symbol, remaining, reason)
         )
 
     def _check_orders(self) -> None:
