@@ -27,10 +27,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import os
 import time
 from pathlib import Path
 from typing import Any
+
+from bench import load_1min
 
 ROOT = Path(__file__).resolve().parents[1]
 BARS = ROOT / ".." / "shared" / "data" / "real" / "btc-perp-20211231-20220201_1m.csv"
@@ -152,14 +153,6 @@ def backtrader_run(data: Path, bars: int, fee: float) -> tuple[float, int, int]:
     return time.perf_counter() - t, n, strat.orders
 
 
-def _load() -> float | None:
-    """The 1-minute load average, where the platform has one."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        return None
-
-
 def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
     data = Path(getattr(args, "data", None) or BARS)
     if not data.exists():
@@ -195,7 +188,7 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
         "player_commands": ip.player.stats.commands,
         "core_events": ip.recorder.events,
         "state_hash": ip.state_hash[:16],
-        "load_1min": _load(),
+        "load_1min": load_1min(),
     }
     if not getattr(args, "no_lockstep", False):
         n = getattr(args, "lockstep_bars", 4320) or 4320

@@ -15,8 +15,12 @@ REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "bench" / "referenc
 
 @pytest.mark.skipif(not REFERENCE.exists(), reason=f"reference workload absent: {REFERENCE}")
 def test_engine_bench_matches_the_reference_fill_for_fill() -> None:
-    r = engine.run(argparse.Namespace(ops=20_000, mem_orders=5_000))
+    r = engine.run(argparse.Namespace(ops=20_000, mem_orders=5_000, repeat=2))
     assert r["fills"] == r["ref_fills"] > 0 and r["lots"] == r["ref_lots"]
+    # the best of the turns is reported, every turn listed
+    assert len(r["runs_ops_per_s"]) == len(r["ref_runs_ops_per_s"]) == 2
+    assert r["ops_per_s"] == max(r["runs_ops_per_s"])
+    assert r["ref_ops_per_s"] == max(r["ref_runs_ops_per_s"])
     assert r["rejected"] == 0
     # the ratio is printed to 3 decimals: on a loaded machine (ratio ~0.03) that is 2 %
     ratio = r["ops_per_s"] / r["ref_ops_per_s"]
@@ -34,7 +38,8 @@ def test_monitor_bench_compares_against_a_scan() -> None:
 
 
 def test_cascade_bench_liquidates_through_the_crash() -> None:
-    r = cascade.run(argparse.Namespace(positions=2_000, mark_method="median"))
+    r = cascade.run(argparse.Namespace(positions=2_000, mark_method="median", repeat=2))
     assert r["positions"] == 2_000
+    assert len(r["runs_seconds"]) == 2 and r["seconds"] == min(r["runs_seconds"])
     assert 0 < r["liquidations"] <= 2_000 and r["generations"] >= 1
     assert r["events"] > r["liquidations"] and r["seconds"] > 0
