@@ -13,16 +13,17 @@ T = TypeVar("T")
 
 
 def _opened(cls: type) -> type | None:
-    """A class laid out like `cls` (same base, same slots) whose instances keep object's
-    __setattr__, or None if `cls` has none: `cls`'s instances can be switched to it
-    and back."""
+    """A class laid out like `cls` (same bases, same slots) whose instances take object's
+    __setattr__ and __delattr__ whatever the bases define (a frozen base too), or None
+    if `cls` has no slots: `cls`'s instances can be switched to it and back."""
     slots = cls.__dict__.get("__slots__")
     if slots is None:
         return None
     try:
-        opened = type(cls.__name__, cls.__bases__, {"__slots__": slots})
-        if any("__setattr__" in vars(k) for k in opened.__mro__[1:-1]):
-            return None  # a base is frozen too: a store would still go through it
+        # both of object's own: they share one type slot, which is then object's C
+        # function (with __setattr__ alone, every store would go through a Python lookup)
+        plain = {"__setattr__": object.__setattr__, "__delattr__": object.__delattr__}
+        opened = type(cls.__name__, cls.__bases__, {"__slots__": slots, **plain})
         probe: object = object.__new__(cls)
         object.__setattr__(probe, "__class__", opened)
         probe.__class__ = cls
@@ -41,13 +42,14 @@ def fast_init(cls: type[T]) -> type[T]:
     `new` takes about 0.3 of the generated constructor's time, a call of the class 0.5.
 
     Both write each field with one plain slot store, on the instance made as (or
-    switched to) a class laid out the same but not frozen, and switch it to `cls` before
-    returning. Where no such class can be made, the fields are written through the
-    slots' descriptors, and `new` is the class itself; so is it for a subclass that is
-    not itself declared an event (see `Event.__init_subclass__`), whose instances the
-    inherited __init__ builds the same slower way. A field called `new`, and one that is
-    init=False, kw_only or has a default factory (which this positional signature would
-    not mirror), is refused with TypeError."""
+    switched to) a class laid out the same but not frozen (even if a base is frozen),
+    and switch it to `cls` before returning. Where no such class can be made (no slots),
+    the fields are written through the slots' descriptors, and `new` is the class
+    itself; so is it for a subclass that is not itself declared an event (see
+    `Event.__init_subclass__`), whose instances the inherited __init__ builds the same
+    slower way. A field called `new`, and one that is init=False, kw_only or has a
+    default factory (which this positional signature would not mirror), is refused
+    with TypeError."""
     opened = _opened(cls)
     # The generated code's own names start with "__fi_", which no field can (a class
     # body mangles such a name), so no field's parameter shadows one of them.
@@ -106,13 +108,10 @@ def event(cls: type[T]) -> type[T]:
     return fast_init(dataclass(frozen=True, slots=True)(cls))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
-    """The base of every event. It holds no slots of its own and is not frozen itself,
-    so that each event class can be briefly opened by `fast_init` (every event class is
-    frozen by `event`)."""
+    """The base of every event: frozen, with the slots `seq` and `ts`."""
 
-    __slots__ = ()
     seq: int
     ts: int
 
@@ -124,15 +123,11 @@ class Event:
             ...
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
+        super(Event, cls).__init_subclass__(**kwargs)  # (slots=True remade Event)
         if "new" in cls.__dict__.get("__annotations__", {}):
             # it would take this factory for its default, and `event` would replace its slot
             raise TypeError(f"{cls.__qualname__}: a field cannot be called 'new'")
         cls.new = staticmethod(cls)  # type: ignore[method-assign]  # until `event` gives its own
-
-
-delattr(Event, "__setattr__")
-delattr(Event, "__delattr__")
 
 
 @event
