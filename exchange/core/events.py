@@ -13,16 +13,17 @@ T = TypeVar("T")
 
 
 def _opened(cls: type) -> type | None:
-    """A class laid out like `cls` (same base, same slots) whose instances keep object's
-    __setattr__, or None if `cls` has none: `cls`'s instances can be switched to it
-    and back."""
+    """A class laid out like `cls` (same bases, same slots) whose instances take object's
+    __setattr__ and __delattr__ whatever the bases define (a frozen base too), or None
+    if `cls` has no slots: `cls`'s instances can be switched to it and back."""
     slots = cls.__dict__.get("__slots__")
     if slots is None:
         return None
     try:
-        opened = type(cls.__name__, cls.__bases__, {"__slots__": slots})
-        if any("__setattr__" in vars(k) for k in opened.__mro__[1:-1]):
-            return None  # a base is frozen too: a store would still go through it
+        # both of object's own: they share one type slot, which is then object's C
+        # function (with __setattr__ alone, every store would go through a Python lookup)
+        plain = {"__setattr__": object.__setattr__, "__delattr__": object.__delattr__}
+        opened = type(cls.__name__, cls.__bases__, {"__slots__": slots, **plain})
         probe: object = object.__new__(cls)
         object.__setattr__(probe, "__class__", opened)
         probe.__class__ = cls
@@ -41,42 +42,55 @@ def fast_init(cls: type[T]) -> type[T]:
     `new` takes about 0.3 of the generated constructor's time, a call of the class 0.5.
 
     Both write each field with one plain slot store, on the instance made as (or
-    switched to) a class laid out the same but not frozen, and switch it to `cls` before
-    returning. Where no such class can be made, the fields are written through the
-    slots' descriptors, and `new` is the class itself; so is it for a subclass that is
-    not itself declared an event (see `Event.__init_subclass__`), whose instances the
-    inherited __init__ builds the same slower way."""
+    switched to) a class laid out the same but not frozen (even if a base is frozen),
+    and switch it to `cls` before returning. Where no such class can be made (no slots),
+    the fields are written through the slots' descriptors, and `new` is the class
+    itself; so is it for a subclass that is not itself declared an event (see
+    `Event.__init_subclass__`), whose instances the inherited __init__ builds the same
+    slower way. A field called `new`, and one that is init=False, kw_only or has a
+    default factory (which this positional signature would not mirror), is refused
+    with TypeError."""
     opened = _opened(cls)
-    ns: dict[str, Any] = {"_type": type, "_osa": object.__setattr__, "_new": object.__new__}
-    ns.update(_open=opened, _closed=cls)
+    # The generated code's own names start with "__fi_", which no field can (a class
+    # body mangles such a name), so no field's parameter shadows one of them.
+    ns: dict[str, Any] = {"__fi_type": type, "__fi_osa": object.__setattr__}
+    ns.update(__fi_new=object.__new__, __fi_open=opened, __fi_closed=cls)
     params, fast, slow = [], [], []
     for f in fields(cls):  # type: ignore[arg-type]
         n = f.name
-        ns[f"_s_{n}"] = next(k.__dict__[n] for k in cls.__mro__ if n in k.__dict__).__set__
+        if n == "new" or n.startswith("__fi_"):
+            raise TypeError(f"{cls.__qualname__}: a field cannot be called {n!r}")
+        if not f.init or f.kw_only or f.default_factory is not MISSING:
+            # the generated signature is positional with plain defaults: it would differ
+            raise TypeError(
+                f"{cls.__qualname__}.{n}: init=False, kw_only and default "
+                "factories are not supported"
+            )
+        ns[f"__fi_s_{n}"] = next(k.__dict__[n] for k in cls.__mro__ if n in k.__dict__).__set__
         if f.default is not MISSING:
-            ns[f"_d_{n}"] = f.default
-            params.append(f"{n}=_d_{n}")
+            ns[f"__fi_d_{n}"] = f.default
+            params.append(f"{n}=__fi_d_{n}")
         else:
             params.append(n)
-        fast.append(f"        self.{n} = {n}\n")
-        slow.append(f"            _s_{n}(self, {n})\n")
+        fast.append(f"        __fi_self.{n} = {n}\n")
+        slow.append(f"            __fi_s_{n}(__fi_self, {n})\n")
     sig = ", ".join(params)
     # (builtins are passed in under other names: a field called `type` would shadow one;
     # and the constants are closure cells, not globals: a cell load is the cheaper)
     src = (
         f"def make({', '.join(ns)}):\n"
-        f"    def __init__(self, {sig}):\n"
-        "        if _open is None or _type(self) is not _closed:\n"
+        f"    def __init__(__fi_self, {sig}):\n"
+        "        if __fi_open is None or __fi_type(__fi_self) is not __fi_closed:\n"
         f"{''.join(slow)}"
         "            return\n"
-        '        _osa(self, "__class__", _open)\n'
+        '        __fi_osa(__fi_self, "__class__", __fi_open)\n'
         f"{''.join(fast)}"
-        "        self.__class__ = _closed\n"
+        "        __fi_self.__class__ = __fi_closed\n"
         f"    def new({sig}):\n"
-        "        self = _new(_open)\n"
+        "        __fi_self = __fi_new(__fi_open)\n"
         f"{''.join(fast)}"
-        "        self.__class__ = _closed\n"
-        "        return self\n"
+        "        __fi_self.__class__ = __fi_closed\n"
+        "        return __fi_self\n"
         "    return __init__, new\n"
     )
     exec(src, ns)
@@ -94,13 +108,10 @@ def event(cls: type[T]) -> type[T]:
     return fast_init(dataclass(frozen=True, slots=True)(cls))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
-    """The base of every event. It holds no slots of its own and is not frozen itself,
-    so that each event class can be briefly opened by `fast_init` (every event class is
-    frozen by `event`)."""
+    """The base of every event: frozen, with the slots `seq` and `ts`."""
 
-    __slots__ = ()
     seq: int
     ts: int
 
@@ -112,12 +123,11 @@ class Event:
             ...
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
+        super(Event, cls).__init_subclass__(**kwargs)  # (slots=True remade Event)
+        if "new" in cls.__dict__.get("__annotations__", {}):
+            # it would take this factory for its default, and `event` would replace its slot
+            raise TypeError(f"{cls.__qualname__}: a field cannot be called 'new'")
         cls.new = staticmethod(cls)  # type: ignore[method-assign]  # until `event` gives its own
-
-
-delattr(Event, "__setattr__")
-delattr(Event, "__delattr__")
 
 
 @event
