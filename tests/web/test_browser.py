@@ -39,8 +39,9 @@ async def test_the_market_screen_shows_the_book_and_trades(web: Web, browser: An
     await until(page, "document.querySelectorAll('#trades tr:not([hidden])').length >= 2")
     tape = await page.inner_text("#trades")
     assert "50010.00" in tape and "49990.00" in tape  # the taker's buy and sell
-    # the book stream merges 100 ms of deltas: it may arrive after the trades
-    await until(page, "document.querySelector('#book-bids').textContent.includes('49980.00')")
+    # the book stream merges 100 ms of deltas: it may arrive after the trades, so wait for
+    # the book after them (the level the taker bought from), not for one quoted before
+    await until(page, "document.querySelector('#book-asks').textContent.includes('0.300')")
     asks = await page.inner_text("#book-asks")
     bids = await page.inner_text("#book-bids")
     assert "50020.00" in asks and "0.300" in asks  # 0.5 less the 0.2 bought at 50010

@@ -31,7 +31,7 @@ function panels() {
         h("tbody", { id: "feed" }))),
     h("div", { class: "panel" },
       h("h2", {}, "Liquidation-price ladder ", h("small", { id: "ladder-info" })),
-      h("div", { class: "ladder-head" }, h("span", { text: "Longs liquidated" }), h("span", { text: "Price" }), h("span", { text: "Shorts liquidated" })),
+      h("div", { class: "ladder-head" }, h("span", { text: "Longs that liquidate here" }), h("span", { text: "Liquidation price" }), h("span", { text: "Shorts that liquidate here" })),
       h("div", { id: "ladder", class: "ladder" })),
     h("div", { class: "panel cascade-panel" },
       h("h2", {}, "Cascade ", h("select", { id: "cascade-pick", "aria-label": "Cascade" }), " ", h("small", { id: "cascade-info" })),
