@@ -67,17 +67,30 @@ class Accounts(Room):
         self._flush_balances()
 
     def _flush_balances(self) -> None:
+        """Announce each balance touched since the last flush with one `BalanceChanged`,
+        in the order first touched. O(1) each: it runs after every command that moves
+        money, and a cascade runs it once per liquidation."""
         bt = self._balances_touched
         self._balances_touched = {}
+        accounts = self.accounts
+        append = self._out.append
+        now = self.now
+        seq = self.seq
+        balance_changed = E.BalanceChanged.new
         for account, asset in bt:
-            acct = self.accounts[account]
-            self._emit(
-                E.BalanceChanged,
-                account,
-                asset,
-                acct.available.get(asset, 0),
-                acct.reserved.get(asset, 0),
+            acct = accounts[account]
+            seq += 1
+            append(
+                balance_changed(
+                    seq,
+                    now,
+                    account,
+                    asset,
+                    acct.available.get(asset, 0),
+                    acct.reserved.get(asset, 0),
+                )
             )
+        self.seq = seq
 
     def insurance_fund(self, asset: str = "USDT") -> int:
         return self.accounts[FUND].available.get(asset, 0)

@@ -221,11 +221,11 @@ class Cascades(Room):
         self.orders[oid] = o
         book = m.book
         if side == SELL:
-            maxes = book.bids._list._maxes  # book.best_bid(), inlined
-            crosses = maxes and maxes[-1] >= price
+            best = book.best_bid()
+            crosses = best is not None and best >= price
         else:
-            lists = book.asks._list._lists  # book.best_ask(), inlined
-            crosses = lists and lists[0][0] <= price
+            best = book.best_ask()
+            crosses = best is not None and best <= price
         if not crosses:
             # nothing can match (most of a big cascade's positions): the order expires
             # as it came, and the seat's open orders and pending lots are as they were
@@ -297,8 +297,7 @@ class Cascades(Room):
             m.book.rest(o)
 
     def fund_seat(self, m: Market) -> Seat:
-        seat = self.accounts[FUND].seats.get(m.inst.symbol)
-        return seat if seat is not None else self._seat(self.accounts[FUND], m)
+        return self._seat(self.accounts[FUND], m)
 
     def fund_equity(self, m: Market) -> int:
         """Insurance fund balance plus the unrealized PnL of its positions at their marks."""

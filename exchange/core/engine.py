@@ -281,27 +281,7 @@ class Exchange(
             self._touched = {}
             self._refresh(touched)
         if self._balances_touched:
-            bt = self._balances_touched
-            self._balances_touched = {}
-            accounts = self.accounts
-            append = self._out.append
-            now = self.now
-            seq = self.seq
-            balance_changed = E.BalanceChanged.new
-            for account, asset in bt:
-                acct = accounts[account]
-                seq += 1
-                append(
-                    balance_changed(
-                        seq,
-                        now,
-                        account,
-                        asset,
-                        acct.available.get(asset, 0),
-                        acct.reserved.get(asset, 0),
-                    )
-                )
-            self.seq = seq
+            self._flush_balances()
         if len(self.markets) == 1:
             book = m.book
             if book.dirty:
