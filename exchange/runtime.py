@@ -22,9 +22,14 @@ from the same event loop: the core is only mutated inside step 3, which does not
 await, so a read always sees a state between two commands.
 
 `handle_now(cmds)` is that turn run in the submitter's own task, allowed only when it is
-indistinguishable from queuing: the engine idles with nothing queued and no store. A replay that alone drives the runtime uses it to apply each event's commands and
-read their effect at once, with no task switch per command; the events reach subscribers
-in one batch at `flush_now()` (or before the engine's next turn, so order is kept).
+indistinguishable from queuing: the engine idles with nothing queued, no durable journal
+write must come first and no snapshot is due. A replay that alone drives the runtime
+uses it to apply each event's commands and read their effect at once, with no task
+switch per command; `apply_now(cmd)` is the same for one command whose events the caller
+wants (the WebSocket API's requests, when the store is off or fast). The events reach
+subscribers, and a fast-mode journal the commands, in one batch at `flush_now()`
+(scheduled for the next turn of the loop, and always before the engine's next turn, so
+order is kept).
 
 Clock modes: ``realtime`` stamps commands with wall time (ns, never going backwards)
 and, every `tick_interval` seconds, submits an `AdvanceClock` so funding settles while
@@ -201,6 +206,8 @@ class Runtime:
         self._closing = False
         self._last_ts = exchange.now
         self._inline_events: list[Event] = []  # of `handle_now`, not yet offered
+        self._inline_cmds: list[Command] = []  # of `handle_now`, for a fast-mode journal
+        self._journal_soon = False  # `_journal_inline` is scheduled (`apply_now`)
         # counters
         self.batches = 0
         self.commands = 0
@@ -286,25 +293,45 @@ class Runtime:
         self._poke()
         return fut
 
-    def handle_now(self, cmds: Sequence[Command]) -> bool:
+    def apply_now(self, cmd: Command, *, owned: bool = False) -> list[Event] | None:
+        """`cmd`'s events, the command applied at once in the caller's task when
+        `handle_now` may (see there); None, with nothing done, otherwise (then submit
+        it). As after a turn, its events have been offered to the subscribers when this
+        returns (a read that follows sees them folded in, as the Binance gateway's
+        ledger does); a fast-mode journal gets the command at the next turn of the loop,
+        with every other applied so meanwhile."""
+        start = len(self._inline_events)  # (a replay's, not yet offered, come first)
+        if not self.handle_now((cmd,), owned=owned):
+            return None
+        if self._inline_cmds and not self._journal_soon:
+            self._journal_soon = True
+            asyncio.get_running_loop().call_soon(self._journal_inline)
+        evs = self._inline_events[start:]
+        self._offer_inline()
+        return evs
+
+    def handle_now(self, cmds: Sequence[Command], *, owned: bool = False) -> bool:
         """Apply `cmds` at once, in the caller's task, when that is what queuing them would
-        do: the engine task idles with nothing queued, and there is no journal to write
-        nor a snapshot hook to run (a runtime without a store, as a replay has).
+        do: the engine task idles with nothing queued, no journal write must come first
+        (no store, or a fast-mode one) and no snapshot is due (that waits for a turn).
 
         Returns False, with nothing done, otherwise (then submit them). The commands are
-        stamped, handled and counted exactly as in a turn; their
-        events reach the subscribers, in order, before anything else does (at the next
-        `flush_now`, or before the engine's next turn). O(1) beyond the core's own work: no task
-        switch, no future per command — what lets a replay that alone drives the runtime
-        go as fast as the core.
+        stamped (in place with `owned`, as `submit_nowait` says), handled and counted
+        exactly as in a turn; their events reach the subscribers, and a fast-mode
+        store's journal gets them, in order, before anything else does (at the next
+        `flush_now`, or before the engine's next turn). O(1) beyond the core's own work:
+        no task switch, no future per command — what lets a replay that alone drives the
+        runtime go as fast as the core, and an answer come one loop turn sooner.
         """
+        clog = self.command_log
         if (
             self._waiter is None
             or self._pending
             or self._closing
-            or self.snapshot_hook is not None
-            or self.command_log is not None
-        ):
+            or (clog is not None and clog.durable)
+            or (self.snapshot_due is not None and self.snapshot_hook is not None
+                and self.snapshot_due())
+        ):  # fmt: skip
             return False
         ex = self.exchange
         ts = ex.now if self.clock == "stepped" else max(self._wall(), self._last_ts)
@@ -315,8 +342,12 @@ class Runtime:
             if t:
                 if t > ts:
                     ts = t
+            elif owned:  # (as `submit_nowait` says)
+                object.__setattr__(cmd, "ts", ts)
             else:
                 cmd = dataclasses.replace(cmd, ts=ts)
+            if clog is not None:
+                self._inline_cmds.append(cmd)
             try:
                 out += handle(cmd)
             except Exception:  # a core bug: report it, keep serving (as a turn does)
@@ -330,7 +361,21 @@ class Runtime:
         return True
 
     def flush_now(self) -> None:
-        """Offer the events of `handle_now` calls to the subscribers, as one batch."""
+        """Hand the commands of `handle_now` calls to a fast-mode store's journal, and
+        offer their events to the subscribers, each as one batch."""
+        self._journal_inline()
+        self._offer_inline()
+
+    def _journal_inline(self) -> None:
+        self._journal_soon = False
+        cmds = self._inline_cmds
+        if cmds:
+            self._inline_cmds = []
+            self._append_queue.append(cmds)
+            if self._append_wake is not None:
+                self._append_wake.set()
+
+    def _offer_inline(self) -> None:
         evs = self._inline_events
         if not evs:
             return
@@ -460,7 +505,7 @@ class Runtime:
                 await asyncio.sleep(0)
 
     async def _turn(self, batch: list[_Pending]) -> None:
-        if self._inline_events:
+        if self._inline_events or self._inline_cmds:
             self.flush_now()  # what was applied in place comes first, for everyone
         cmds = self._stamp(batch)
         clog = self.command_log

@@ -15,7 +15,8 @@ connection reads on while an order placement or cancellation waits for its commi
 rather than one commit each; at most `max_pipeline` requests are in flight, then the
 connection stops reading until the oldest is answered. Stream messages go through the
 connection's own bounded outbox, written in batches: at most one socket write per
-`flush_interval` per connection carries everything queued (answers never wait for it);
+`flush_interval` per connection carries everything queued (answers never wait for it:
+each is written at once, as one frame, when the socket takes it);
 a client that stops reading lets its outbox fill, and past `max_outbox` messages it is
 closed with 1008 "slow consumer" and counted — the engine and the other clients never
 wait for it.
@@ -172,6 +173,19 @@ class Connection:
         if self._dirty:
             self.flush()
 
+    def _writable(self) -> bool:
+        """The socket takes a write now: the connection is open, no send of the writer
+        task is under way, and the socket's buffer is below its high-water mark."""
+        ws = self.ws
+        transport = ws.transport
+        return not (
+            self.sending
+            or ws.protocol.state is not State.OPEN
+            or transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+        )
+
     def flush(self) -> None:
         """Write everything queued in one socket write, unless the socket is backed up
         (then the writer task takes over). Synchronous: frames of one connection never
@@ -180,31 +194,36 @@ class Connection:
         outbox = self.outbox
         if self.dead or not outbox:
             return
-        ws = self.ws
-        transport = ws.transport
-        if (
-            self.sending
-            or ws.protocol.state is not State.OPEN
-            or transport is None
-            or transport.is_closing()
-            or transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
-        ):
+        if not self._writable():
             self.wake.set()
             return
-        protocol = ws.protocol
+        protocol = self.ws.protocol
         n = len(outbox)
         if protocol.extensions:  # e.g. compression: frames only websockets can build
             for _ in range(n):
                 protocol.send_text(outbox.popleft().encode())
-            transport.write(b"".join(protocol.data_to_send()))
+            self.ws.transport.write(b"".join(protocol.data_to_send()))
         else:
             parts = []
             for _ in range(n):
                 data = outbox.popleft().encode()
                 parts.append(text_frame_header(len(data)))
                 parts.append(data)
-            transport.write(b"".join(parts))
+            self.ws.transport.write(b"".join(parts))
         self.server.stream_messages_sent += n
+
+    async def answer(self, text: str) -> None:
+        """Send one answer now, ahead of queued stream messages (as `ws.send` would).
+
+        When the socket takes it at once and no extension is on, the frame is written
+        here in one synchronous step, without websockets' per-message send machinery
+        (its lock, its drain check: a third of an answer's cost in the server); else
+        through `ws.send`, which waits for the socket to drain."""
+        if not self.batched or self.ws.protocol.extensions or not self._writable():
+            await self.ws.send(text)
+            return
+        data = text.encode()
+        self.ws.transport.write(text_frame_header(len(data)) + data)
 
     def kill(self, code: int, reason: str) -> None:
         if self.dead:
@@ -439,6 +458,7 @@ class Server:
                 await self._closed(conn)
             return
         handle = conn.session.handle_text
+        answer = conn.answer
         try:
             async for msg in ws:
                 if conn.dead:
@@ -457,7 +477,7 @@ class Server:
                     continue
                 if not isinstance(msg, str):
                     self.binary_frames += 1
-                await ws.send(await handle(msg))
+                await answer(await handle(msg))
         except ConnectionClosed:
             pass
         finally:
@@ -486,7 +506,7 @@ class Server:
                     continue
                 text = await answers[0]
                 answers.popleft()
-                await ws.send(text)
+                await conn.answer(text)
 
         sender = asyncio.create_task(answer_loop())
         try:

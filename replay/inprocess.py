@@ -60,8 +60,8 @@ __all__ = ["LocalClient", "backtest", "backtest_async", "run_inprocess"]
 
 class _DirectRuntime:
     """What the protocol's handlers need of a runtime: the exchange, a stepped clock and
-    `submit_future`, which applies the command at once (stamped with engine time, as the
-    stepped runtime does) and hands its events to `sink`."""
+    `apply_now` (and `submit_future`), which applies the command at once (stamped with
+    engine time, as the stepped runtime does) and hands its events to `sink`."""
 
     clock = "stepped"
 
@@ -70,13 +70,16 @@ class _DirectRuntime:
         self.sink = sink
         self.requests = 0
 
-    def submit_future(self, cmd: C.Command, *, owned: bool = False) -> asyncio.Future[Any]:
+    def apply_now(self, cmd: C.Command, *, owned: bool = False) -> list[E.Event]:
         if not cmd.ts:
             object.__setattr__(cmd, "ts", self.exchange.now)
         evs = self.exchange.handle(cmd)
         self.sink(evs)
+        return evs
+
+    def submit_future(self, cmd: C.Command, *, owned: bool = False) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        fut.set_result(evs)
+        fut.set_result(self.apply_now(cmd, owned=owned))
         return fut
 
     async def submit(self, cmd: C.Command, *, owned: bool = False) -> list[E.Event]:

@@ -228,14 +228,62 @@ async def test_handle_now_applies_in_place_only_when_that_is_what_the_queue_woul
         assert rt.stats()["commands"] == 2
 
 
-async def test_handle_now_declines_with_a_journal() -> None:
-    class Log:
-        durable = False
-
-        async def append(self, commands: list[C.Command]) -> None:
-            pass
-
-    async with Runtime(new_exchange(), clock="stepped", command_log=Log()) as rt:
+async def test_handle_now_declines_with_a_durable_journal_or_a_snapshot_due() -> None:
+    async with Runtime(new_exchange(), clock="stepped", command_log=FakeLog(durable=True)) as rt:
         await asyncio.sleep(0)
-        assert not rt.handle_now([C.CreateAccount(account=1)])
+        assert not rt.handle_now([C.CreateAccount(account=1)])  # the commit comes first
         assert rt.exchange.account_view(1) is None
+    due = [True]
+    snapshots: list[int] = []
+
+    async def hook(ex: Exchange) -> None:
+        snapshots.append(rt.stats()["commands"])
+        due[0] = False
+
+    rt = Runtime(new_exchange(), clock="stepped", command_log=FakeLog(durable=False),
+                 snapshot_hook=hook, snapshot_due=lambda: due[0])  # fmt: skip
+    async with rt:
+        await asyncio.sleep(0)
+        assert not rt.handle_now([C.CreateAccount(account=1)])  # a turn takes the snapshot
+        await rt.submit(C.CreateAccount(account=1))
+        assert snapshots == [1]
+        await asyncio.sleep(0)
+        assert rt.handle_now([C.CreateAccount(account=2)])  # none due: in place
+
+
+async def test_a_fast_journal_gets_in_place_commands_in_order() -> None:
+    """With a fast-mode journal, commands applied in place are journaled too: as one
+    batch, before whatever the engine applies next, so the journal's order is the
+    order they took effect in."""
+    log = FakeLog(durable=False)
+    async with Runtime(new_exchange(), clock="stepped", command_log=log) as rt:
+        await asyncio.sleep(0)
+        evs = rt.apply_now(C.CreateAccount(account=1))
+        assert evs is not None and rt.exchange.account_view(1) is not None
+        assert rt.handle_now([C.CreateAccount(account=2), C.CreateAccount(account=3)])
+        await rt.submit(C.CreateAccount(account=4))  # queued: journaled after them
+    journaled = [c.account for batch in log.batches for c in batch]  # type: ignore[attr-defined]
+    assert journaled == [1, 2, 3, 4]
+    assert [c.account for c in log.batches[0]] == [1, 2, 3]  # type: ignore[attr-defined]
+
+
+async def test_apply_now_answers_at_once_with_its_events_offered() -> None:
+    rt = Runtime(new_exchange(), clock="stepped")
+    assert rt.apply_now(C.CreateAccount(account=1)) is None  # not running
+    async with rt:
+        sub = rt.subscribe("s")
+        await asyncio.sleep(0)
+        assert rt.handle_now([C.CreateAccount(account=7)])  # a replay's, not yet offered
+        mine = C.CreateAccount(account=1)
+        evs = rt.apply_now(mine, owned=True)
+        assert evs is not None and [type(e).__name__ for e in evs] == ["AccountCreated"]
+        assert evs[0].account == 1  # type: ignore[attr-defined]  # its own events only
+        assert mine.ts == rt.exchange.now  # stamped in place, as it was owned
+        first = sub.get_nowait()  # offered before it returned, after the earlier ones
+        assert first is not None and [e.account for e in first] == [7, 1]  # type: ignore[attr-defined]
+        evs2 = rt.apply_now(C.CreateAccount(account=1))  # refused by the core: still events
+        assert evs2 is not None and type(evs2[0]).__name__ == "CommandRejected"
+        assert sub.get_nowait() == evs2
+        rt.submit_nowait(C.CreateAccount(account=2))
+        assert rt.apply_now(C.CreateAccount(account=3)) is None  # someone is queued first
+        assert rt.exchange.account_view(3) is None

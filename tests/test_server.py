@@ -644,3 +644,32 @@ async def test_batched_stream_writes_arrive_whole_and_in_order() -> None:
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
         assert st.server.stream_messages_sent >= len(prices) + 1
         await adm.close()
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+async def test_answers_come_whole_and_in_order_with_and_without_compression(
+    compression: str | None,
+) -> None:
+    """An answer is written as its own frame when the socket takes it (no extension),
+    else through websockets (compression): either way each request gets its answer,
+    in order, and the stream messages queued meanwhile arrive too."""
+    async with running_stack(config=ServerConfig(compression=compression)) as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        await adm.call("admin.setIndex", symbol=SYM, price="49000")
+        async with connect(st.url, compression=compression) as ws:
+            await ws.send(json.dumps({"id": 0, "method": "subscribe",
+                                      "params": {"streams": [f"mark.{SYM}@raw"]}}))  # fmt: skip
+            answers: list[dict[str, Any]] = []
+            marks: list[dict[str, Any]] = []
+            for i in range(1, 41):
+                await adm.call("admin.setIndex", symbol=SYM, price=str(50000 + i))
+                await ws.send(json.dumps({"id": i, "method": "time"}))
+            while len(answers) < 41 or len(marks) < 41:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                (answers if "id" in msg else marks).append(msg)
+        assert [a["id"] for a in answers] == list(range(41))
+        assert all(a["status"] == 200 for a in answers)
+        assert [Decimal(m["data"]["index"]) for m in marks[1:]] == [
+            Decimal(50000 + i) for i in range(1, 41)
+        ]
+        await adm.close()

@@ -2,7 +2,9 @@
 
 `Session.handle_text` parses the envelope, checks access, validates the parameters and
 runs the method's handler; `Session.pipeline` lets a connection's commands share one
-durable commit; `Session.submit` queues a core command, bounded per connection.
+durable commit; `Session.submit` applies a core command at once when the runtime may
+(`Runtime.apply_now`: the engine idle, no durable commit to wait for), else queues it,
+bounded per connection.
 """
 
 from __future__ import annotations
@@ -214,6 +216,13 @@ class Session:
         # `ready` is taken before any await: it belongs to the request that set it
         ready = self._ready
         self._ready = None
+        events = self.api.runtime.apply_now(cmd, owned=True) if ready is None else None
+        if events is not None:
+            for ev in events:
+                t = type(ev)
+                if t is E.OrderRejected or t is E.CommandRejected:
+                    raise ProtocolError(ev.code, ev.msg)  # type: ignore[attr-defined]
+            return events
         # a pipelined request counts toward the bound too: while it waits for a slot its
         # `ready` stays unset, so the connection reads no further (back-pressure)
         async with self.engine_slots:

@@ -62,13 +62,19 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _has_float(obj: Any) -> bool:
+    """Whether a float is anywhere in a parsed JSON value. O(size), one call per nested
+    container (a request is a dict holding one: a plain loop, no generator)."""
     t = type(obj)
     if t is float:
         return True
     if t is dict:
-        return any(_has_float(v) for v in obj.values())
-    if t is list:
-        return any(_has_float(v) for v in obj)
+        obj = obj.values()
+    elif t is not list:
+        return False
+    for v in obj:
+        tv = type(v)
+        if tv is float or ((tv is dict or tv is list) and _has_float(v)):
+            return True
     return False
 
 
