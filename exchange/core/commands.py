@@ -10,8 +10,12 @@ Sides, order types and the rest travel as the Binance strings ("BUY", "LIMIT",
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar, dataclass_transform
 
+from .events import fast_init
 from .instruments import Instrument
+
+_Cmd = TypeVar("_Cmd")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -19,7 +23,15 @@ class Command:
     ts: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass_transform(kw_only_default=True, frozen_default=True)
+def command(cls: type[_Cmd]) -> type[_Cmd]:
+    """Declare a command: a frozen, slotted, keyword-only dataclass whose constructor
+    writes plain slot stores (`events.fast_init`: about half the generated one's time;
+    every request, replayed tick and backtest order makes one)."""
+    return fast_init(dataclass(frozen=True, slots=True, kw_only=True)(cls))
+
+
+@command
 class PlaceOrder(Command):
     account: int
     symbol: str
@@ -35,7 +47,7 @@ class PlaceOrder(Command):
     stp: str = "NONE"  # NONE EXPIRE_TAKER EXPIRE_MAKER EXPIRE_BOTH
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class CancelOrder(Command):
     account: int
     symbol: str
@@ -43,13 +55,13 @@ class CancelOrder(Command):
     client_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class CancelAllOrders(Command):
     account: int
     symbol: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class AmendOrder(Command):
     """Change price and/or quantity. A pure quantity decrease keeps time priority;
     a price change or a quantity increase loses it."""
@@ -62,33 +74,33 @@ class AmendOrder(Command):
     price: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class CreateAccount(Command):
     account: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class Deposit(Command):
     account: int
     asset: str
     amount: int  # money quanta
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class Withdraw(Command):
     account: int
     asset: str
     amount: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class SetLeverage(Command):
     account: int
     symbol: str
     leverage: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class AdjustIsolatedMargin(Command):
     """Move money between the wallet and a position's isolated margin (+ add, − remove)."""
 
@@ -97,13 +109,13 @@ class AdjustIsolatedMargin(Command):
     amount: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class SetIndexPrice(Command):
     symbol: str
     price: int  # ticks
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class SetFundingRate(Command):
     """Impose the funding rate (1e-8 units) for the next funding time, instead of the one
     the premium index would give (a replayed funding file, an admin override)."""
@@ -112,27 +124,27 @@ class SetFundingRate(Command):
     rate: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class AdvanceClock(Command):
     """Move engine time to `ts` (settling any funding times passed on the way)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class HaltSymbol(Command):
     symbol: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class ResumeSymbol(Command):
     symbol: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class AddInstrument(Command):
     instrument: Instrument
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class SetAccountLimits(Command):
     """Impose (or, all zero and not frozen, lift) an account's limits; see supervision.py."""
 
@@ -143,14 +155,14 @@ class SetAccountLimits(Command):
     frozen: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class SettlePositions(Command):
     """Cancel every open order of the symbol and close every position at the mark."""
 
     symbol: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class FundInsurance(Command):
     """Put money into the insurance fund (counted as a deposit)."""
 
@@ -158,7 +170,7 @@ class FundInsurance(Command):
     amount: int  # money quanta
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command
 class ReplaceBook(Command):
     """Replace `account`'s resting limit orders on `symbol` with one per level: (tick, lots),
     bids best first, asks best first (see `synthetic.py`)."""

@@ -47,20 +47,23 @@ def fast_init(cls: type[T]) -> type[T]:
     the fields are written through the slots' descriptors, and `new` is the class
     itself; so is it for a subclass that is not itself declared an event (see
     `Event.__init_subclass__`), whose instances the inherited __init__ builds the same
-    slower way. A field called `new`, and one that is init=False, kw_only or has a
-    default factory (which this positional signature would not mirror), is refused
-    with TypeError."""
+    slower way. The signature is positional, or keyword-only when every field is
+    (commands). A field called `new`, and one that is init=False, has a default
+    factory, or is kw_only beside positional ones (which this signature would not
+    mirror), is refused with TypeError."""
     opened = _opened(cls)
     # The generated code's own names start with "__fi_", which no field can (a class
     # body mangles such a name), so no field's parameter shadows one of them.
     ns: dict[str, Any] = {"__fi_type": type, "__fi_osa": object.__setattr__}
     ns.update(__fi_new=object.__new__, __fi_open=opened, __fi_closed=cls)
     params, fast, slow = [], [], []
-    for f in fields(cls):  # type: ignore[arg-type]
+    flds = fields(cls)  # type: ignore[arg-type]
+    keywords = all(f.kw_only for f in flds)
+    for f in flds:
         n = f.name
         if n == "new" or n.startswith("__fi_"):
             raise TypeError(f"{cls.__qualname__}: a field cannot be called {n!r}")
-        if not f.init or f.kw_only or f.default_factory is not MISSING:
+        if not f.init or f.kw_only != keywords or f.default_factory is not MISSING:
             # the generated signature is positional with plain defaults: it would differ
             raise TypeError(
                 f"{cls.__qualname__}.{n}: init=False, kw_only and default "
@@ -74,7 +77,7 @@ def fast_init(cls: type[T]) -> type[T]:
             params.append(n)
         fast.append(f"        __fi_self.{n} = {n}\n")
         slow.append(f"            __fi_s_{n}(__fi_self, {n})\n")
-    sig = ", ".join(params)
+    sig = ("*, " if keywords and params else "") + ", ".join(params)
     # (builtins are passed in under other names: a field called `type` would shadow one;
     # and the constants are closure cells, not globals: a cell load is the cheaper)
     src = (
