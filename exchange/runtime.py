@@ -26,7 +26,8 @@ indistinguishable from queuing: the engine idles with nothing queued, no durable
 write must come first and no snapshot is due. A replay that alone drives the runtime
 uses it to apply each event's commands and read their effect at once, with no task
 switch per command; `apply_now(cmd)` is the same for one command whose events the caller
-wants (the WebSocket API's requests, when the store is off or fast). The events reach
+wants (the WebSocket API's requests, when the store is off or fast), at most one per turn
+of the event loop (a burst takes the queue, batched with everyone else's). The events reach
 subscribers, and a fast-mode journal the commands, in one batch at `flush_now()`
 (scheduled for the next turn of the loop, and always before the engine's next turn, so
 order is kept).
