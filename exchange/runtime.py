@@ -26,7 +26,8 @@ indistinguishable from queuing: the engine idles with nothing queued, no durable
 write must come first and no snapshot is due. A replay that alone drives the runtime
 uses it to apply each event's commands and read their effect at once, with no task
 switch per command; `apply_now(cmd)` is the same for one command whose events the caller
-wants (the WebSocket API's requests, when the store is off or fast). The events reach
+wants (the WebSocket API's requests, when the store is off or fast), at most one per turn
+of the event loop (a burst takes the queue, batched with everyone else's). The events reach
 subscribers, and a fast-mode journal the commands, in one batch at `flush_now()`
 (scheduled for the next turn of the loop, and always before the engine's next turn, so
 order is kept).
@@ -207,7 +208,7 @@ class Runtime:
         self._last_ts = exchange.now
         self._inline_events: list[Event] = []  # of `handle_now`, not yet offered
         self._inline_cmds: list[Command] = []  # of `handle_now`, for a fast-mode journal
-        self._journal_soon = False  # `_journal_inline` is scheduled (`apply_now`)
+        self._applied_now = False  # `apply_now` applied one this loop turn (`_loop_turned` due)
         # counters
         self.batches = 0
         self.commands = 0
@@ -295,20 +296,35 @@ class Runtime:
 
     def apply_now(self, cmd: Command, *, owned: bool = False) -> list[Event] | None:
         """`cmd`'s events, the command applied at once in the caller's task when
-        `handle_now` may (see there); None, with nothing done, otherwise (then submit
-        it). As after a turn, its events have been offered to the subscribers when this
-        returns (a read that follows sees them folded in, as the Binance gateway's
-        ledger does); a fast-mode journal gets the command at the next turn of the loop,
-        with every other applied so meanwhile."""
+        `handle_now` may (see there) and no other was applied so in this turn of the
+        event loop; None, with nothing done, otherwise (then submit it). As after a
+        turn, its events have been offered to the subscribers when this returns (a read
+        that follows sees them folded in, as the Binance gateway's ledger does); a
+        fast-mode journal gets the command at the next turn of the loop, with every
+        other applied so meanwhile.
+
+        One per turn of the loop: each call offers its own batch, and the subscribers
+        (and other connections) only run between turns, so a burst of requests read
+        in one go (a client that sends without waiting) would otherwise pile up one
+        batch per command in every subscriber's bounded queue (the MQTT bridge's holds
+        1,024), dropping events, and run ahead of every other connection; the rest of
+        such a burst takes the queue and is batched by the engine, as before."""
+        if self._applied_now:
+            return None
         start = len(self._inline_events)  # (a replay's, not yet offered, come first)
         if not self.handle_now((cmd,), owned=owned):
             return None
-        if self._inline_cmds and not self._journal_soon:
-            self._journal_soon = True
-            asyncio.get_running_loop().call_soon(self._journal_inline)
+        self._applied_now = True
+        asyncio.get_running_loop().call_soon(self._loop_turned)
         evs = self._inline_events[start:]
         self._offer_inline()
         return evs
+
+    def _loop_turned(self) -> None:
+        """The turn of the loop after an `apply_now`: another may apply in place, and
+        the fast-mode journal gets what was applied so."""
+        self._applied_now = False
+        self._journal_inline()
 
     def handle_now(self, cmds: Sequence[Command], *, owned: bool = False) -> bool:
         """Apply `cmds` at once, in the caller's task, when that is what queuing them would
@@ -367,7 +383,6 @@ class Runtime:
         self._offer_inline()
 
     def _journal_inline(self) -> None:
-        self._journal_soon = False
         cmds = self._inline_cmds
         if cmds:
             self._inline_cmds = []

@@ -281,9 +281,34 @@ async def test_apply_now_answers_at_once_with_its_events_offered() -> None:
         assert mine.ts == rt.exchange.now  # stamped in place, as it was owned
         first = sub.get_nowait()  # offered before it returned, after the earlier ones
         assert first is not None and [e.account for e in first] == [7, 1]  # type: ignore[attr-defined]
+        await asyncio.sleep(0)  # (one in place per turn of the loop)
         evs2 = rt.apply_now(C.CreateAccount(account=1))  # refused by the core: still events
         assert evs2 is not None and type(evs2[0]).__name__ == "CommandRejected"
         assert sub.get_nowait() == evs2
         rt.submit_nowait(C.CreateAccount(account=2))
         assert rt.apply_now(C.CreateAccount(account=3)) is None  # someone is queued first
         assert rt.exchange.account_view(3) is None
+
+
+async def test_apply_now_applies_one_command_per_turn_of_the_loop() -> None:
+    """A burst applied in one step of the loop (requests read in one go) must not give
+    every subscriber one batch per command before it can run (a bounded queue would
+    drop events), nor run ahead of the other submitters: one command per turn of the
+    loop is applied in place, the others take the queue and are batched by the engine,
+    in the order they were submitted."""
+    log = FakeLog(durable=False)
+    async with Runtime(new_exchange(), clock="stepped", command_log=log) as rt:
+        sub = rt.subscribe("s", maxsize=2)
+        await asyncio.sleep(0)
+        assert rt.apply_now(C.CreateAccount(account=1)) is not None
+        assert rt.apply_now(C.CreateAccount(account=2)) is None  # the same turn: queue it
+        assert rt.exchange.account_view(2) is None
+        futs = [rt.submit_future(C.CreateAccount(account=a)) for a in range(2, 40)]
+        await asyncio.gather(*futs)
+        assert sub.dropped_batches == 0
+        got = [e.account for b in iter(sub.get_nowait, None) for e in b]  # type: ignore[attr-defined]
+        assert got == list(range(1, 40))
+        await asyncio.sleep(0)
+        assert rt.apply_now(C.CreateAccount(account=40)) is not None  # a later turn: in place
+    journaled = [c.account for batch in log.batches for c in batch]  # type: ignore[attr-defined]
+    assert journaled == list(range(1, 41))

@@ -7,6 +7,7 @@ import json
 import random
 import socket
 import time
+from collections import deque
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -672,4 +673,79 @@ async def test_answers_come_whole_and_in_order_with_and_without_compression(
         assert [Decimal(m["data"]["index"]) for m in marks[1:]] == [
             Decimal(50000 + i) for i in range(1, 41)
         ]
+        await adm.close()
+
+
+async def test_a_burst_of_requests_read_at_once_loses_no_subscriber_batch() -> None:
+    """A client that sends many requests without waiting (read by the server in one go):
+    every request is answered, in order, and a subscriber with a small bounded queue
+    (as the MQTT bridge's, 1,024 batches) that keeps up loses nothing — the server does
+    not apply the whole burst, one batch per command, before the subscribers run."""
+    async with running_stack(config=ServerConfig(rate_limit=None)) as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        [key] = await fund_accounts(adm, 1, index=None)
+        sub = st.runtime.subscribe("probe", maxsize=64, policy="drop")
+        got: list[Any] = []
+
+        async def consume() -> None:
+            async for batch in sub:
+                got.extend(batch)
+
+        consumer = asyncio.create_task(consume())
+        async with Probe(st.url, S) as a:
+            await a.logon(key["apiKey"], key["secret"])
+            assert a.ws is not None
+            n = 1500
+            for i in range(n):
+                await a.ws.send(json.dumps({"id": f"b{i}", "method": "leverage.set",
+                                            "params": {"symbol": SYM, "leverage": 1 + i % 20}}))  # fmt: skip
+            answers = a.streams.setdefault("_unmatched", deque())
+            for _ in range(400):
+                if len(answers) >= n:
+                    break
+                await asyncio.sleep(0.025)
+            assert [m["id"] for m in answers] == [f"b{i}" for i in range(n)]
+            assert all(m["status"] == 200 for m in answers)
+        assert sub.dropped_batches == 0
+        changes = [e for e in got if type(e).__name__ == "LeverageChanged"]
+        assert [e.leverage for e in changes][-n:] == [1 + i % 20 for i in range(n)]
+        consumer.cancel()
+        await adm.close()
+
+
+async def test_a_burst_read_at_once_does_not_run_ahead_of_another_connection() -> None:
+    """Without a store (nothing to commit), one connection's burst of requests must not
+    all take effect before a request another connection sent meanwhile: the burst's
+    commands are interleaved with the others' (as the engine's queue does), not
+    applied one after the other in the burst's own task."""
+    async with running_stack(config=ServerConfig(rate_limit=None)) as st:
+        adm = await admin_probe(st.url, st.admin_token)
+        flood_key, quiet_key = await fund_accounts(adm, 2, index=None)
+        sub = st.runtime.subscribe("probe", maxsize=100_000)
+        async with Probe(st.url, S) as f, Probe(st.url, S) as q:
+            await f.logon(flood_key["apiKey"], flood_key["secret"])
+            await q.logon(quiet_key["apiKey"], quiet_key["secret"])
+            assert f.ws is not None and q.ws is not None
+            n = 1000
+            while sub.get_nowait() is not None:
+                pass
+            for i in range(n):
+                await f.ws.send(json.dumps({"id": f"f{i}", "method": "leverage.set",
+                                            "params": {"symbol": SYM, "leverage": 1 + i % 20}}))  # fmt: skip
+            quiet = await q.call("leverage.set", symbol=SYM, leverage=7)
+            assert quiet["leverage"] == 7
+            answers = f.streams.setdefault("_unmatched", deque())
+            for _ in range(400):
+                if len(answers) >= n:
+                    break
+                await asyncio.sleep(0.025)
+            assert len(answers) == n
+        order = [
+            e.account  # type: ignore[attr-defined]
+            for b in iter(sub.get_nowait, None)
+            for e in b
+            if type(e).__name__ == "LeverageChanged"
+        ]
+        # the quiet request took effect after a few of the flood's commands, not after most
+        assert order.index(q.account) < n // 4, order.index(q.account)
         await adm.close()

@@ -174,3 +174,51 @@ async def test_admin_set_funding_rate_is_journaled_and_replayed(db_url: str) -> 
     assert n == 1
     assert again.market_view("BTCUSDT").funding_rate == 70_000
     assert again.state_hash() == rt.exchange.state_hash()
+
+
+async def test_fast_journal_of_a_runtime_applying_in_place_is_the_applied_order(
+    sqlite_url: str,
+) -> None:
+    """A fast-mode store under a runtime whose commands are applied in place
+    (`apply_now`, as WebSocket requests are), queued, or both in one turn of the loop,
+    with snapshots due every few dozen commands: the journal holds every command once,
+    in the order applied, and recovery (the newest snapshot plus the journal after it)
+    is the live state."""
+    import asyncio
+    import random
+
+    from exchange.runtime import Runtime
+
+    cmds = build(3)[:600]
+    st = Store(sqlite_url, mode="fast", query_tables=False, snapshot_every=37,
+               snapshot_interval=0, final_snapshot=False)  # fmt: skip
+    ex, _ = st.recover(instruments())
+    rt = Runtime(ex, clock="stepped", tick_interval=None)
+    st.attach(rt)
+    rng = random.Random(5)
+    inline = 0
+    async with rt:
+        await asyncio.sleep(0)
+        i = 0
+        while i < len(cmds):
+            how = rng.random()
+            if how < 0.6:
+                if rt.apply_now(cmds[i]) is not None:
+                    inline += 1
+                else:
+                    await rt.submit(cmds[i])
+                i += 1
+                if rng.random() < 0.7:
+                    await asyncio.sleep(0)
+            else:  # a few queued behind one applied in place, in the same turn
+                k = rng.randint(1, 5)
+                futs = [rt.submit_future(c) for c in cmds[i : i + k]]
+                await asyncio.gather(*futs)
+                i += k
+        live = rt.exchange.state_hash()
+    await st.close()
+    assert inline > 100 and st.counters["snapshots"] >= 2
+    assert [c for _, c in read_all(sqlite_url)] == cmds  # type: ignore[misc]
+    got, info = recover(sqlite_url, instruments(), query_tables=False)
+    assert info.snapshot_idx and info.last_idx == len(cmds)
+    assert info.state_hash == live == run(cmds).state_hash()
