@@ -52,9 +52,16 @@ async def test_replay_a_finished_game(tmp_path: Path) -> None:
     assert (out / "plotly.min.js").stat().st_size > 1_000_000
     data = (out / "debrief.json").read_text()
     assert '"name": "Ada"' in data and '"triggerMark": 47500.0' in data
-    liq = pd.read_csv(out / "exports" / "round1-liquidations.csv")
-    assert list(liq["name"]) == ["Ada"] and list(liq["trigger_mark"]) == [475_000]
+    # every table in decimal units, exact (text as the decimals are, never a float's digits)
+    liq = pd.read_csv(out / "exports" / "round1-liquidations.csv", dtype=str)
+    assert list(liq["name"]) == ["Ada"] and list(liq["trigger_mark"]) == ["47500.00"]
+    assert list(liq["qty"]) == ["0.500"]
     board = pd.read_parquet(out / "exports" / "round1-leaderboard.parquet")
     assert board.loc[board["name"] == "Ada", "liquidations"].item() == 1
-    trades = pd.read_csv(out / "exports" / "round1-trades.csv")
-    assert (trades["price"] == 50_000.0).any()
+    assert isinstance(board["equity"].iloc[0], Decimal)
+    trades = pd.read_csv(out / "exports" / "round1-trades.csv", dtype=str)
+    assert (trades["price"] == "50000.00").any() and (trades["qty"] == "0.500").any()
+    positions = pd.read_csv(out / "exports" / "round1-positions.csv", dtype=str)
+    assert all(len(v.split(".")[1]) == 2 for v in positions["bankruptcy_price"].dropna())
+    pq = pd.read_parquet(out / "exports" / "round1-liquidations.parquet")
+    assert pq["bankruptcy_price"].iloc[0] == Decimal(liq["bankruptcy_price"].iloc[0])
