@@ -196,6 +196,12 @@ async def test_an_index_crash_shows_the_feed_the_cascade_tree_and_the_ladder(
     )
     rows = await page.eval_on_selector_all("#ladder .row[data-positions]", "r => r.length")
     assert rows >= 3
+    # the positions beyond the 15 buckets are counted in a row of their own at each end
+    beyond = await page.eval_on_selector_all(
+        "#ladder .row.beyond .q",
+        "qs => qs.map((q) => Number(q.textContent.match(/[(](\\d+)[)]$/)[1]))",
+    )
+    assert sum(beyond) == view.long_positions + view.short_positions - want
     await shoot(page, "ladder")
     await crash(web)
     await until(page, "Number(document.querySelector('#cascade-tree').dataset.generations) > 1")
