@@ -6,8 +6,9 @@ in it, every student's equity curve, every liquidation they suffered with the ma
 that triggered it, and the final leaderboard. `debrief_html(data)` is the report page:
 charts drawn by plotly.js (the copy inside the `plotly` Python package: nothing is
 fetched from the internet), the data in a JSON block and drawn by `debrief.js` (no
-inline script, so the app's Content-Security-Policy holds). `write_debrief(folder,
-data)` writes the page with its two scripts beside it: a folder that opens offline.
+inline script, so the app's Content-Security-Policy holds; a classic script, not a module,
+because browsers refuse module scripts from `file://`). `write_debrief(folder, data)`
+writes the page with its two scripts beside it: a folder that opens offline.
 
 `export_table(...)` gives trades, orders, positions, liquidations or the leaderboard
 of one round as CSV or Parquet (pandas), in decimal units, with each account's name.
@@ -140,7 +141,9 @@ def debrief_data(records: list[dict[str, Any]], game: Game) -> dict[str, Any]:
 
 
 def debrief_html(data: dict[str, Any], script_base: str = "") -> str:
-    blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    # no "<" at all in the data block: "</script>" would end it and "<!--<script>" (a
+    # nickname can be that) would make the parser swallow the rest of the page
+    blob = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     title = html.escape(f"Debrief: {data['game']}")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -154,7 +157,7 @@ that triggered it, round by round.</p>
 <div id="rounds"></div>
 <script type="application/json" id="debrief-data">{blob}</script>
 <script src="{script_base}plotly.min.js"></script>
-<script type="module" src="{script_base}debrief.js"></script>
+<script src="{script_base}debrief.js" defer></script>
 </body></html>
 """
 
