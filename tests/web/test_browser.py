@@ -116,6 +116,23 @@ async def test_a_logged_on_browser_places_sees_and_cancels_an_order(web: Web, br
     clean(web)
 
 
+async def test_the_leverage_field_shows_the_accounts_leverage(web: Web, browser: Any) -> None:
+    mk, me = await traders(web, 2)
+    await web.admin.call("admin.setIndex", symbol=SYM, price="50000")
+    await me.call("leverage.set", symbol=SYM, leverage=20)
+    await mk.call("order.place", symbol=SYM, side="SELL", type="LIMIT", quantity="0.010",
+                  price="50000", timeInForce="GTC")  # fmt: skip
+    await me.call("order.place", symbol=SYM, side="BUY", type="MARKET", quantity="0.010")
+    page = await open_page(browser, web)
+    await logon(page, web, await token_for(web, me.account))  # type: ignore[arg-type]
+    await until(page, "document.querySelector('#f-lev').value === '20'")
+    # what the user types stays until it is set
+    await page.fill("#f-lev", "7")
+    await page.wait_for_timeout(1500)
+    assert await page.input_value("#f-lev") == "7"
+    clean(web)
+
+
 async def test_a_stop_order_shows_no_price_and_offers_no_amend(web: Web, browser: Any) -> None:
     [me] = await traders(web, 1)
     await web.admin.call("admin.setIndex", symbol=SYM, price="50000")

@@ -242,6 +242,13 @@ export class TradeScreen {
       box.append(h("p", { class: "empty", text: `No position in ${this.app.symbol}.` }));
       if (pos) box.append(kv("Realized PnL", pos.realizedPnl, sign(pos.realizedPnl)));
     }
+    // the leverage field shows the symbol's leverage (not the page's default of 10), unless
+    // the user is editing it: it changes only while it still holds what was last put there
+    const lev = $("#f-lev");
+    if (pos && pos.leverage != null && document.activeElement !== lev && (this.levShown === undefined || lev.value === this.levShown)) {
+      lev.value = String(pos.leverage);
+      this.levShown = lev.value;
+    }
     const ratio = pos && num(pos.positionAmt) ? num(pos.marginRatio) : 0;
     const fill = $("#ratio-fill");
     fill.style.width = `${Math.min(100, ratio * 100).toFixed(1)}%`;
