@@ -295,3 +295,42 @@ async def test_the_console_offers_the_games_symbols(tmp_path: Path) -> None:
         await browser.close()
         await pw.stop()
         srv.stop()
+
+
+@pytest.mark.slow
+async def test_the_console_freezes_and_kicks_a_student(tmp_path: Path) -> None:
+    """The students table's buttons work: freeze, then kick (the kick button was always
+    disabled: `disabled: null` was written as the attribute disabled="null")."""
+    _chromium_or_skip()
+    from playwright.async_api import async_playwright, expect
+
+    game = tmp_path / "game.toml"
+    game.write_text(GAME)
+    ws_port, http_port = free_port(), free_port()
+    srv = Server(game, tmp_path / "game.db", ws_port, http_port)
+    base = f"http://127.0.0.1:{http_port}"
+    srv.start()
+    pw = await async_playwright().start()
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    try:
+        teacher = await (await browser.new_context()).new_page()
+        cy = await (await browser.new_context()).new_page()
+        await teacher.goto(f"{base}/class/console")
+        await teacher.fill("#token", ADMIN)
+        await teacher.click("#login button")
+        await expect(teacher.locator("#join-code")).not_to_have_text("––––––")
+        code = (await teacher.locator("#join-code").text_content() or "").strip()
+        await join(cy, base, code, "Cy")
+        kick = teacher.locator("#students button", has_text="kick Cy")
+        await expect(kick).to_be_enabled()
+        await teacher.locator("#students button", has_text="freeze Cy").click()
+        await expect(teacher.locator("#students button", has_text="unfreeze Cy")).to_be_visible()
+        await teacher.locator("#students button", has_text="kick Cy").click()
+        kicked = teacher.locator("#students button", has_text="kicked")
+        await expect(kicked).to_be_visible()
+        await expect(kicked).to_be_disabled()
+        assert await teacher.text_content("#action-error") == ""
+    finally:
+        await browser.close()
+        await pw.stop()
+        srv.stop()
