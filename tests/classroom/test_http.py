@@ -151,6 +151,10 @@ async def test_pages_are_served_with_the_security_headers(tmp_path: Path) -> Non
                 assert "default-src 'self'" in r.headers["Content-Security-Policy"]
                 text = await r.text()
                 assert "innerHTML" not in text
+                # every page names its icon (else the browser's /favicon.ico is a 404)
+                assert path.endswith(".js") or 'href="/static/favicon.svg"' in text, path
+        async with s.get(cs.http_url + "/static/favicon.svg") as r:
+            assert r.status == 200
         async with s.get(cs.http_url + "/class/static/plotly.min.js") as r:
             assert r.status == 200 and len(await r.read()) > 1_000_000
         # the console mounts the web app's views: their modules, styles and plotly come
