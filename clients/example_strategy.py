@@ -1,6 +1,7 @@
 """The README's ten-line strategy: buy dips under the 20-tick average mark, sell 0.2 % higher.
 
 MC_KEY=... MC_SECRET=... python -m clients.example_strategy   (keys: `margincall demo` prints some)
+MC_URL=ws://HOST:PORT for a server elsewhere than ws://127.0.0.1:8765 (`demo --port`, `serve`).
 """
 
 import asyncio
@@ -23,4 +24,4 @@ async def main(url: str = "ws://127.0.0.1:8765") -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(os.environ.get("MC_URL", "ws://127.0.0.1:8765")))

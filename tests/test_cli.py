@@ -44,6 +44,21 @@ def test_demo_runs_a_crash_and_ends_by_itself() -> None:
     assert m and int(m.group(1)) >= 1, out[-1500:]
 
 
+def test_the_demos_rally_is_the_same_size_however_long_it_runs() -> None:
+    from exchange.demo import rally_drift
+
+    # from 60 s on the script steps every 0.15 s until the crash at 45 % of the duration:
+    # the rally (drift/2 a step) must not grow with the duration, or the crash's six
+    # -1.5 % steps no longer reach the longs opened at the start
+    def rally(duration: float) -> float:
+        return rally_drift(duration) / 2 * (0.45 * duration / 0.15)
+
+    assert abs(rally(60) - 0.036) < 1e-9
+    for duration in (120, 300, 3600):
+        assert abs(rally(duration) - rally(60)) < 1e-9
+    assert rally_drift(6) == rally_drift(60)  # shorter demos as before
+
+
 def _serve(db: str) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "MARGINCALL_ADMIN_TOKEN": "tok"}
     proc = subprocess.Popen(

@@ -77,13 +77,14 @@ def run_command(
 
 
 async def _run(game: Game, opts: Any, out: Path, with_bots: bool) -> None:
-    from .serving import start_class, stop_class
+    from .serving import reachable_url, start_class, stop_class
 
     cs = await start_class(game, opts)
     g = cs.classroom
     print(f"margincall class: {game.name}", flush=True)
     print(f"JOIN {cs.join_url or '(no HTTP server)'}  code {g.join_code}", flush=True)
-    print(f"CONSOLE {cs.http_url}/class/console  admin token: {cs.admin_token}", flush=True)
+    console = reachable_url(cs.http_url) if cs.http_url else "(no HTTP server)"
+    print(f"CONSOLE {console}/class/console  admin token: {cs.admin_token}", flush=True)
     print(f"WS {cs.ws_url}  state: {g.state}, round {g.round + 1}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

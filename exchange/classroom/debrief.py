@@ -6,8 +6,9 @@ in it, every student's equity curve, every liquidation they suffered with the ma
 that triggered it, and the final leaderboard. `debrief_html(data)` is the report page:
 charts drawn by plotly.js (the copy inside the `plotly` Python package: nothing is
 fetched from the internet), the data in a JSON block and drawn by `debrief.js` (no
-inline script, so the app's Content-Security-Policy holds). `write_debrief(folder,
-data)` writes the page with its two scripts beside it: a folder that opens offline.
+inline script, so the app's Content-Security-Policy holds; a classic script, not a module,
+because browsers refuse module scripts from `file://`). `write_debrief(folder, data)`
+writes the page with its two scripts beside it: a folder that opens offline.
 
 `export_table(...)` gives trades, orders, positions, liquidations or the leaderboard
 of one round as CSV or Parquet (pandas), in decimal units, with each account's name.
@@ -140,7 +141,9 @@ def debrief_data(records: list[dict[str, Any]], game: Game) -> dict[str, Any]:
 
 
 def debrief_html(data: dict[str, Any], script_base: str = "") -> str:
-    blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    # no "<" at all in the data block: "</script>" would end it and "<!--<script>" (a
+    # nickname can be that) would make the parser swallow the rest of the page
+    blob = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     title = html.escape(f"Debrief: {data['game']}")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -154,7 +157,7 @@ that triggered it, round by round.</p>
 <div id="rounds"></div>
 <script type="application/json" id="debrief-data">{blob}</script>
 <script src="{script_base}plotly.min.js"></script>
-<script type="module" src="{script_base}debrief.js"></script>
+<script src="{script_base}debrief.js" defer></script>
 </body></html>
 """
 
@@ -191,8 +194,8 @@ def frames(records: list[dict[str, Any]], game: Game, db: Any, index: int) -> di
 
     start, end = round_window(records, index)
     names = _names(records)
-    tick = {i.symbol: float(i.tick_size) for i in game.instruments}
-    step = {i.symbol: float(i.step_size) for i in game.instruments}
+    tick = {i.symbol: Decimal(i.tick_size) for i in game.instruments}
+    step = {i.symbol: Decimal(i.step_size) for i in game.instruments}
 
     def q(sql: str) -> Any:
         from sqlalchemy import text
@@ -200,17 +203,21 @@ def frames(records: list[dict[str, Any]], game: Game, db: Any, index: int) -> di
         with db.connect() as conn:
             return pd.read_sql_query(text(sql), conn, params={"a": start, "b": end})
 
+    def exact(values: Any, units: list[Decimal]) -> list[Decimal | None]:
+        # integer units times an exact unit: no float ever holds a price or an amount
+        return [None if pd.isna(v) else int(v) * u for v, u in zip(values, units, strict=True)]
+
     def scale(df: Any, price_cols: list[str], qty_cols: list[str], money: list[str]) -> Any:
         if df.empty:
             return df
-        t = df["symbol"].map(tick)
-        s = df["symbol"].map(step)
+        ticks = [tick[s] for s in df["symbol"]]
+        steps = [step[s] for s in df["symbol"]]
         for c in price_cols:
-            df[c] = df[c] * t
+            df[c] = exact(df[c], ticks)
         for c in qty_cols:
-            df[c] = df[c] * s
+            df[c] = exact(df[c], steps)
         for c in money:
-            df[c] = df[c] / 1e8
+            df[c] = [None if pd.isna(v) else Decimal(int(v)) / QUANTA for v in df[c]]
         return df
 
     out: dict[str, Any] = {}
@@ -228,6 +235,17 @@ def frames(records: list[dict[str, Any]], game: Game, db: Any, index: int) -> di
     )
     out["positions"] = p
     li = q("SELECT * FROM liquidations WHERE ts >= :a AND ts < :b ORDER BY seq")
+    if not li.empty:
+        li["fills"] = [
+            json.dumps([[str(px * tick[sym]), str(n * step[sym])] for px, n in json.loads(js)])
+            for js, sym in zip(li["fills"], li["symbol"], strict=True)
+        ]
+    li = scale(
+        li,
+        ["trigger_mark", "liquidation_price", "bankruptcy_price"],
+        ["qty", "filled_qty", "fund_takeover_qty", "adl_qty"],
+        ["insurance_delta"],
+    )
     out["liquidations"] = li
     for frame in (o, p, li):
         if not frame.empty and "account" in frame:
@@ -236,7 +254,7 @@ def frames(records: list[dict[str, Any]], game: Game, db: Any, index: int) -> di
     board = pd.DataFrame(results[-1]["standings"] if results else [])
     if not board.empty:
         for c in ("equity", "fees", "volume"):
-            board[c] = board[c] / 1e8
+            board[c] = [Decimal(int(v)) / QUANTA for v in board[c]]
     out["leaderboard"] = board
     return out
 

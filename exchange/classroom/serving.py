@@ -12,6 +12,7 @@ journal; `margincall class run` with the same `--db` resumes that game.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,28 @@ from .gamefile import Game
 from .journal import StoreJournal
 
 log = logging.getLogger("margincall.classroom")
+
+WILDCARDS = ("0.0.0.0", "[::]")
+
+
+def reachable_url(url: str) -> str:
+    """`url` as a student's browser can open it: a wildcard listening address (`0.0.0.0`,
+    `[::]`, as `--host 0.0.0.0` gives) replaced by this machine's address on its default
+    route, else its host name; any other URL unchanged. (Nothing is sent: a UDP socket
+    only picks the route.)"""
+    scheme, sep, rest = url.partition("://")
+    host, colon, port = rest.rpartition(":")
+    if not sep or not colon or host not in WILDCARDS:
+        return url
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))
+            addr = str(s.getsockname()[0])
+    except OSError:
+        addr = "0.0.0.0"
+    if addr.startswith(("0.", "127.")):
+        addr = socket.gethostname()
+    return f"{scheme}://{addr}:{port}"
 
 
 @dataclass
@@ -71,7 +94,8 @@ class ClassStack:
 
     @property
     def join_url(self) -> str | None:
-        return None if self.http is None else f"{self.http.url}/class/"
+        """The students' join page, at an address they can reach (`reachable_url`)."""
+        return None if self.http is None else f"{reachable_url(str(self.http.url))}/class/"
 
     @property
     def admin_token(self) -> str:

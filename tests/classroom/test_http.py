@@ -4,8 +4,10 @@ rate limits, instructor API, exports and the debrief."""
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -149,6 +151,10 @@ async def test_pages_are_served_with_the_security_headers(tmp_path: Path) -> Non
                 assert "default-src 'self'" in r.headers["Content-Security-Policy"]
                 text = await r.text()
                 assert "innerHTML" not in text
+                # every page names its icon (else the browser's /favicon.ico is a 404)
+                assert path.endswith(".js") or 'href="/static/favicon.svg"' in text, path
+        async with s.get(cs.http_url + "/static/favicon.svg") as r:
+            assert r.status == 200
         async with s.get(cs.http_url + "/class/static/plotly.min.js") as r:
             assert r.status == 200 and len(await r.read()) > 1_000_000
         # the console mounts the web app's views: their modules, styles and plotly come
@@ -168,3 +174,21 @@ async def test_pages_are_served_with_the_security_headers(tmp_path: Path) -> Non
             assert 'from "/static/live.js"' in await r.text()
         async with s.get(cs.http_url + "/class/static/../serving.py") as r:
             assert r.status in (403, 404)
+
+
+def test_the_join_url_of_a_wildcard_host_is_one_students_can_open(monkeypatch: Any) -> None:
+    from exchange.classroom.serving import reachable_url
+
+    for wild in ("http://0.0.0.0:8766", "http://[::]:8766"):
+        url = reachable_url(wild)
+        assert url.startswith("http://") and url.endswith(":8766")
+        assert "0.0.0.0" not in url and "[::]" not in url
+    for same in ("http://127.0.0.1:8766", "http://class.example:80", "http://192.0.2.7:1"):
+        assert reachable_url(same) == same
+
+    def no_route(*_: Any) -> None:
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(socket.socket, "connect", no_route)
+    monkeypatch.setattr(socket, "gethostname", lambda: "teacher-laptop")
+    assert reachable_url("http://0.0.0.0:8766") == "http://teacher-laptop:8766"

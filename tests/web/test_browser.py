@@ -116,6 +116,49 @@ async def test_a_logged_on_browser_places_sees_and_cancels_an_order(web: Web, br
     clean(web)
 
 
+async def test_the_leverage_field_shows_the_accounts_leverage(web: Web, browser: Any) -> None:
+    mk, me = await traders(web, 2)
+    await web.admin.call("admin.setIndex", symbol=SYM, price="50000")
+    await me.call("leverage.set", symbol=SYM, leverage=20)
+    await mk.call("order.place", symbol=SYM, side="SELL", type="LIMIT", quantity="0.010",
+                  price="50000", timeInForce="GTC")  # fmt: skip
+    await me.call("order.place", symbol=SYM, side="BUY", type="MARKET", quantity="0.010")
+    page = await open_page(browser, web)
+    await logon(page, web, await token_for(web, me.account))  # type: ignore[arg-type]
+    await until(page, "document.querySelector('#f-lev').value === '20'")
+    # what the user types stays until it is set
+    await page.fill("#f-lev", "7")
+    await page.wait_for_timeout(1500)
+    assert await page.input_value("#f-lev") == "7"
+    clean(web)
+
+
+async def test_a_stop_order_shows_no_price_and_offers_no_amend(web: Web, browser: Any) -> None:
+    [me] = await traders(web, 1)
+    await web.admin.call("admin.setIndex", symbol=SYM, price="50000")
+    page = await open_page(browser, web)
+    await logon(page, web, await token_for(web, me.account))  # type: ignore[arg-type]
+    await page.select_option("#f-type", "STOP_MARKET")
+    await page.check("input[name=side][value=SELL]")
+    await page.fill("#f-stop", "45000")
+    await page.fill("#f-qty", "0.010")
+    await page.click("#f-submit")
+    await page.select_option("#f-type", "LIMIT")
+    await page.check("input[name=side][value=BUY]")
+    await page.fill("#f-price", "49000")
+    await page.click("#f-submit")
+    await until(page, "document.querySelectorAll('#open-orders tr[data-order-id]').length === 2")
+    stop = page.locator("#open-orders tr", has_text="STOP_MARKET")
+    cells = await stop.locator("td").all_inner_texts()
+    assert cells[4] == "–" and cells[5] == "45000.00"  # price, stop
+    assert await stop.locator("button:text('Amend')").count() == 0
+    limit = page.locator("#open-orders tr", has_text="LIMIT")
+    cells = await limit.locator("td").all_inner_texts()
+    assert cells[4] == "49000.00" and cells[5] == "–"
+    assert await limit.locator("button:text('Amend')").count() == 1
+    clean(web)
+
+
 async def test_rejections_show_their_code_next_to_the_field(web: Web, browser: Any) -> None:
     [me] = await traders(web, 1)
     await web.admin.call("admin.setIndex", symbol=SYM, price="50000")
@@ -170,6 +213,12 @@ async def test_an_index_crash_shows_the_feed_the_cascade_tree_and_the_ladder(
     )
     rows = await page.eval_on_selector_all("#ladder .row[data-positions]", "r => r.length")
     assert rows >= 3
+    # the positions beyond the 15 buckets are counted in a row of their own at each end
+    beyond = await page.eval_on_selector_all(
+        "#ladder .row.beyond .q",
+        "qs => qs.map((q) => Number(q.textContent.match(/[(](\\d+)[)]$/)[1]))",
+    )
+    assert sum(beyond) == view.long_positions + view.short_positions - want
     await shoot(page, "ladder")
     await crash(web)
     await until(page, "Number(document.querySelector('#cascade-tree').dataset.generations) > 1")

@@ -4,6 +4,9 @@
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
+    // null, undefined or false: no attribute (setAttribute would write "null", and a
+    // boolean attribute such as disabled is on whatever its text)
+    if (v === null || v === undefined || v === false) continue;
     if (k === "class") e.className = v;
     else if (k === "text") e.textContent = v;
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);

@@ -110,6 +110,7 @@ function onStream(name, data) {
 }
 
 async function pollStatus() {
+  if (state.removed) return; // refused for good (kicked): asking again only spends the address's rate limit
   try {
     let me;
     try { me = await api("/class/api/me", { headers: { Authorization: `Bearer ${state.token}` } }); }
@@ -130,7 +131,7 @@ async function pollStatus() {
     fillTable($("top"), me.top, (r) => [r.rank, r.name, r.returnPct, r.liquidations]);
     if (!state.sock && state.ws) startSocket();
   } catch (e) {
-    if (e.status === 403) { $("banner").textContent = e.message; return; }
+    if (e.status === 403) { state.removed = true; $("banner").textContent = e.message; return; }
     $("banner").className = "banner paused";
     $("banner").textContent = "Reconnecting to the game…";
   }

@@ -275,8 +275,25 @@ export class LiquidationScreen {
       if (q) r.dataset.positions = String(bucket.positions);
       return r;
     };
+    // what lies beyond the window (the side's total minus its buckets): open interest far
+    // from the mark is still shown, so the header's totals never point at empty rows
+    const beyond = (buckets, total, count, side) => {
+      const n = count - buckets.reduce((a, b) => a + b.positions, 0);
+      if (n <= 0 || !buckets.length) return null;
+      const places = (total.split(".")[1] ?? "").length;
+      const q = (num(total) - buckets.reduce((a, b) => a + num(b.qty), 0)).toFixed(places);
+      const edge = side === "l" ? `below ${buckets[buckets.length - 1].low}` : `above ${buckets[buckets.length - 1].high}`;
+      const cell = h("div", { class: side }, h("span", { class: "q", text: `${q} (${n})` }));
+      const price = h("div", { class: "p", text: edge });
+      return side === "l" ? h("div", { class: "row beyond" }, cell, price, h("div", { class: "s" }))
+        : h("div", { class: "row beyond" }, h("div", { class: "l" }), price, cell);
+    };
+    const above = beyond(L.shorts, L.shortQty, L.shortPositions, "s");
+    if (above) box.append(above);
     for (const b of [...L.shorts].reverse()) box.append(row(b, "s"));
     box.append(h("div", { class: "row mark" }, h("div"), h("div", { class: "p", text: `mark ${L.mark}` }), h("div")));
     for (const b of L.longs) box.append(row(b, "l"));
+    const below = beyond(L.longs, L.longQty, L.longPositions, "l");
+    if (below) box.append(below);
   }
 }

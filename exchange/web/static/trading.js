@@ -242,6 +242,13 @@ export class TradeScreen {
       box.append(h("p", { class: "empty", text: `No position in ${this.app.symbol}.` }));
       if (pos) box.append(kv("Realized PnL", pos.realizedPnl, sign(pos.realizedPnl)));
     }
+    // the leverage field shows the symbol's leverage (not the page's default of 10), unless
+    // the user is editing it: it changes only while it still holds what was last put there
+    const lev = $("#f-lev");
+    if (pos && pos.leverage != null && document.activeElement !== lev && (this.levShown === undefined || lev.value === this.levShown)) {
+      lev.value = String(pos.leverage);
+      this.levShown = lev.value;
+    }
     const ratio = pos && num(pos.positionAmt) ? num(pos.marginRatio) : 0;
     const fill = $("#ratio-fill");
     fill.style.width = `${Math.min(100, ratio * 100).toFixed(1)}%`;
@@ -264,16 +271,24 @@ export class TradeScreen {
       return;
     }
     for (const o of this.orders) {
-      const price = h("input", { value: o.price, "aria-label": `new price of order ${o.orderId}` });
-      const qty = h("input", { value: o.origQty, "aria-label": `new size of order ${o.orderId}` });
+      // only a LIMIT order has a price and can be amended (order.modify refuses the others);
+      // a price or stop the order does not have is "–", not the API's "0.00"
+      const limit = o.type === "LIMIT";
       const err = h("span", { class: "err" });
-      const amend = h("button", { type: "button", text: "Amend", onclick: () => this.amend(o, price.value.trim(), qty.value.trim(), err) });
+      const amendCell = h("td", {});
+      if (limit) {
+        const price = h("input", { value: o.price, "aria-label": `new price of order ${o.orderId}` });
+        const qty = h("input", { value: o.origQty, "aria-label": `new size of order ${o.orderId}` });
+        const amend = h("button", { type: "button", text: "Amend", onclick: () => this.amend(o, price.value.trim(), qty.value.trim(), err) });
+        amendCell.append(price, " ", qty, " ", amend);
+      }
+      amendCell.append(err);
       const cancel = h("button", { type: "button", text: "Cancel", onclick: () => this.cancel(o, err) });
       body.append(h("tr", { class: o.side, "data-order-id": o.orderId },
         h("td", { text: o.orderId }), h("td", { text: o.clientOrderId ?? "" }), h("td", { class: "side", text: o.side }),
-        h("td", { text: o.type }), h("td", { text: o.price }), h("td", { text: o.stopPrice }),
+        h("td", { text: o.type }), h("td", { text: limit ? o.price : "–" }), h("td", { text: num(o.stopPrice) ? o.stopPrice : "–" }),
         h("td", { text: o.origQty }), h("td", { text: o.executedQty }), h("td", { text: o.status }),
-        h("td", {}, price, " ", qty, " ", amend, err), h("td", {}, cancel)));
+        amendCell, h("td", {}, cancel)));
     }
   }
 
