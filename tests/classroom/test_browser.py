@@ -144,6 +144,10 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
             await expect(p.locator("#conn")).to_have_text("connected", timeout=20_000)
         await expect(ada.locator("#pos-qty")).to_have_text("0.500", timeout=10_000)
         await expect(bob.locator("#pos-qty")).to_have_text("-0.500")
+        # a page opened afresh shows the position's leverage, not its field's default of 10
+        await ada.reload()
+        await expect(ada.locator("#pos-qty")).to_have_text("0.500", timeout=10_000)
+        await expect(ada.locator("#leverage")).to_have_value("50")
         await expect(teacher.locator("#state")).to_have_text("running", timeout=10_000)
         # the console's market views reconnect by themselves (their feed is live: what
         # passed while disconnected is not in it, and it says so)

@@ -58,6 +58,13 @@ async function refreshAccount() {
       setText("pos-ratio", `${ratio.toFixed(1)} %`);
       $("ratio-bar").classList.toggle("hot", ratio >= 70);
       $("ratio-bar").firstElementChild.style.width = `${Math.min(100, ratio)}%`;
+      // the leverage field shows the position's leverage (the page's 10 is only a default)
+      // unless the student is editing it: it changes only while it holds what was last put there
+      const lev = $("leverage");
+      if (pos.leverage != null && document.activeElement !== lev && (state.levShown === undefined || lev.value === state.levShown)) {
+        lev.value = String(pos.leverage);
+        state.levShown = lev.value;
+      }
     } else {
       for (const id of ["pos-entry", "pos-liq", "pos-pnl", "pos-ratio"]) setText(id, "–");
       setText("pos-qty", "0");
