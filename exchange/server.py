@@ -217,8 +217,8 @@ class Connection:
 
         When the socket takes it at once and no extension is on, the frame is written
         here in one synchronous step, without websockets' per-message send machinery
-        (its lock, its drain check: a third of an answer's cost in the server); else
-        through `ws.send`, which waits for the socket to drain."""
+        (its lock and drain check: ~7 % of an acknowledgement's instructions in the
+        server); else through `ws.send`, which waits for the socket to drain."""
         if not self.batched or self.ws.protocol.extensions or not self._writable():
             await self.ws.send(text)
             return

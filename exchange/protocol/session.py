@@ -213,23 +213,20 @@ class Session:
             return error_text(req_id, int(Code.UNKNOWN), MESSAGES[Code.UNKNOWN], 500)
 
     async def submit(self, cmd: C.Command) -> list[E.Event]:
+        """The command's events; ProtocolError with the core's code if it was refused.
+        Applied at once when the runtime may (`Runtime.apply_now`), else queued."""
         # `ready` is taken before any await: it belongs to the request that set it
         ready = self._ready
         self._ready = None
         events = self.api.runtime.apply_now(cmd, owned=True) if ready is None else None
-        if events is not None:
-            for ev in events:
-                t = type(ev)
-                if t is E.OrderRejected or t is E.CommandRejected:
-                    raise ProtocolError(ev.code, ev.msg)  # type: ignore[attr-defined]
-            return events
-        # a pipelined request counts toward the bound too: while it waits for a slot its
-        # `ready` stays unset, so the connection reads no further (back-pressure)
-        async with self.engine_slots:
-            fut = self.api.runtime.submit_future(cmd, owned=True)
-            if ready is not None and not ready.done():
-                ready.set_result(None)
-            events = await fut
+        if events is None:
+            # a pipelined request counts toward the bound too: while it waits for a slot
+            # its `ready` stays unset, so the connection reads no further (back-pressure)
+            async with self.engine_slots:
+                fut = self.api.runtime.submit_future(cmd, owned=True)
+                if ready is not None and not ready.done():
+                    ready.set_result(None)
+                events = await fut
         for ev in events:
             t = type(ev)
             if t is E.OrderRejected or t is E.CommandRejected:
