@@ -27,10 +27,11 @@ write must come first and no snapshot is due. A replay that alone drives the run
 uses it to apply each event's commands and read their effect at once, with no task
 switch per command; `apply_now(cmd)` is the same for one command whose events the caller
 wants (the WebSocket API's requests, when the store is off or fast), at most one per turn
-of the event loop (a burst takes the queue, batched with everyone else's). The events reach
-subscribers, and a fast-mode journal the commands, in one batch at `flush_now()`
-(scheduled for the next turn of the loop, and always before the engine's next turn, so
-order is kept).
+of the event loop (a burst takes the queue, batched with everyone else's). `handle_now`'s
+events reach the subscribers in one batch at `flush_now()`, `apply_now`'s before it
+returns; a fast-mode journal gets the commands applied so at the next turn of the loop
+(`apply_now`) or at `flush_now()`; both always before the engine's next turn, so order is
+kept.
 
 Clock modes: ``realtime`` stamps commands with wall time (ns, never going backwards)
 and, every `tick_interval` seconds, submits an `AdvanceClock` so funding settles while
