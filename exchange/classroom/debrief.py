@@ -4,10 +4,10 @@
 per round the price path (mark, index, last as sampled), every cascade with who was
 in it, every student's equity curve, every liquidation they suffered with the mark
 that triggered it, and the final leaderboard; and the standings over the whole game
-(`leaderboard.game_standings`, as the console shows them at game over). `debrief_html(data)` is the report page:
-charts drawn by plotly.js (the copy inside the `plotly` Python package: nothing is
-fetched from the internet), the data in a JSON block and drawn by `debrief.js` (no
-inline script, so the app's Content-Security-Policy holds; a classic script, not a module,
+(`leaderboard.game_standings`, as the console shows them at game over).
+`debrief_html(data)` is the report page: charts drawn by plotly.js (the copy inside the
+`plotly` Python package: nothing is fetched from the internet), the data in a JSON
+block and drawn by `debrief.js` (no inline script, so the app's Content-Security-Policy holds; a classic script, not a module,
 because browsers refuse module scripts from `file://`). `write_debrief(folder, data)`
 writes the page with its two scripts beside it: a folder that opens offline.
 
