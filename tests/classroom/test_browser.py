@@ -419,7 +419,7 @@ async def test_the_console_reads_right_from_the_lobby_to_game_over(tmp_path: Pat
         await expect(teacher.locator("#board tr")).to_have_count(2)
         team = teacher.locator("#students tr", has_text="Team RED")
         await expect(team.locator("button")).to_have_text(["freeze Team RED", "kick Team RED"])
-        await shot(teacher, "10-console-lobby-roster-twice")
+        await shot(teacher, "30-console-lobby-roster-twice")
         # freezing the team freezes each member (a member alone would freeze them all)
         await team.locator("button").first.click()
         await expect(team.locator("button").first).to_have_text("unfreeze Team RED")
@@ -444,6 +444,7 @@ async def test_the_console_reads_right_from_the_lobby_to_game_over(tmp_path: Pat
         await expect(halt).to_have_text("Resume BTCUSDT")
         await expect(teacher.locator("#symbols")).to_contain_text("halted by you")
         await expect(teacher.locator("#status")).to_have_text("HALTED")
+        await shot(teacher, "31-console-halted-by-you")
         await halt.click()
         await expect(halt).to_have_text("Halt BTCUSDT")
         await expect(teacher.locator("#symbols")).to_contain_text("trading")
@@ -499,7 +500,7 @@ async def test_the_console_reads_right_from_the_lobby_to_game_over(tmp_path: Pat
         await expect(halt).to_have_text("Halt BTCUSDT")
         await expect(halt).to_be_disabled()
         await expect(teacher.locator("#symbols")).to_contain_text("closed: the game is over")
-        await shot(teacher, "11-console-game-over")
+        await shot(teacher, "32-console-game-over")
         assert not errors, errors
     finally:
         await browser.close()
