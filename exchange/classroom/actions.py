@@ -80,8 +80,13 @@ class Actions:
         await self._record(self._headline_rec(text, "instructor"))
 
     async def hold(self, symbol: str, held: bool) -> None:
+        """Halt `symbol` until the instructor resumes it (`held`), or release that halt.
+        A halt needs a round in play (running or paused): in the lobby, between rounds
+        and at game over every symbol is halted anyway. A release is always accepted."""
         if symbol not in self.game.symbols():
             raise GameError("bad_symbol", f"symbol: {symbol!r} is not in this game")
+        if held and self.state not in ("running", "paused"):
+            raise GameError("bad_state", f"Halting {symbol} needs a round in play.")
         async with self._lock:
             await self._record({"kind": "hold", "symbol": symbol, "held": held, "by": "instructor"})
             await self._sync_halts()
@@ -127,18 +132,22 @@ class Actions:
                 await self._apply_limits(rec["account"], False)
             return self.roster.students[rec["student"]], secret
 
-    async def import_roster(self, text: str) -> list[tuple[Student, str]]:
+    async def import_roster(self, text: str) -> tuple[list[tuple[Student, str]], list[Student]]:
+        """Create the roster's students: ((student, personal code) for each new one, the
+        students skipped because they already had a join slip; see `Roster.plan_csv`)."""
         async with self._lock:
             try:
-                planned = self.roster.plan_csv(text)
+                planned, already = self.roster.plan_csv(text)
             except RosterError as e:
                 raise GameError(e.code, e.msg) from None
-            await self._record(*(rec for rec, _ in planned))
+            if planned:
+                await self._record(*(rec for rec, _ in planned))
             for rec, _ in planned:
                 if rec["new_account"]:
                     await self._ensure_account(rec["account"])
                     await self._apply_limits(rec["account"], False)
-            return [(self.roster.students[rec["student"]], secret) for rec, secret in planned]
+            made = [(self.roster.students[rec["student"]], secret) for rec, secret in planned]
+            return made, already
 
     def rejoin(self, secret: Any) -> Student:
         try:

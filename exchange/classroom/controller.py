@@ -34,7 +34,7 @@ from . import lifecycle as L
 from . import views
 from .actions import Actions, GameError
 from .gamefile import Game
-from .leaderboard import Tracker, equity_of, standings
+from .leaderboard import Tracker, equity_of, game_standings, standings
 from .roster import Roster
 from .scenario import NS, IndexPath, LiveShock, to_ticks
 
@@ -88,6 +88,7 @@ class Classroom(Actions):
         self.cascades: list[dict[str, Any]] = []
         self.samples: list[dict[str, Any]] = []
         self.results: dict[int, list[dict[str, Any]]] = {}
+        self.round_starts: dict[int, dict[int, int]] = {}  # round → account → equity
         self.board: list[dict[str, Any]] = []
         self.board_updates = 0
         self._lock = asyncio.Lock()
@@ -151,7 +152,8 @@ class Classroom(Actions):
             self.start_prices = r["start_prices"]
             self.state = "running"
             self.path = self._make_path()
-            self.tracker.begin_round({int(a): e for a, e in r["equity"].items()}, r["ts"])
+            self.round_starts[r["round"]] = {int(a): e for a, e in r["equity"].items()}
+            self.tracker.begin_round(self.round_starts[r["round"]], r["ts"])
             self.held = {s: w for s, w in self.held.items() if w == "instructor"}
         elif k == "shock":
             if self.path is not None and r["round"] == self.round:
@@ -532,6 +534,20 @@ class Classroom(Actions):
         labels = self.roster.labels()
         return standings(
             self.tracker, self.game.rank_by, lambda a: labels.get(a) or self.roster.label(a)
+        )
+
+    def game_standings(self) -> list[dict[str, Any]]:
+        """The standings over every round played (`leaderboard.game_standings`); before
+        any round has a result, the current board."""
+        if not self.results:
+            return self.leaderboard()
+        labels = self.roster.labels()
+        return game_standings(
+            self.results,
+            self.round_starts,
+            quanta(self.game.starting_balance),
+            self.game.rank_by,
+            lambda a: labels.get(a) or self.roster.label(a),
         )
 
     def status(self) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 `debrief_data(records, game)` turns the game journal into one JSON document per game:
 per round the price path (mark, index, last as sampled), every cascade with who was
 in it, every student's equity curve, every liquidation they suffered with the mark
-that triggered it, and the final leaderboard. `debrief_html(data)` is the report page:
-charts drawn by plotly.js (the copy inside the `plotly` Python package: nothing is
-fetched from the internet), the data in a JSON block and drawn by `debrief.js` (no
-inline script, so the app's Content-Security-Policy holds; a classic script, not a module,
+that triggered it, and the final leaderboard; and the standings over the whole game
+(`leaderboard.game_standings`, as the console shows them at game over).
+`debrief_html(data)` is the report page: charts drawn by plotly.js (the copy inside the
+`plotly` Python package: nothing is fetched from the internet), the data in a JSON
+block and drawn by `debrief.js` (no inline script, so the app's Content-Security-Policy holds; a classic script, not a module,
 because browsers refuse module scripts from `file://`). `write_debrief(folder, data)`
 writes the page with its two scripts beside it: a folder that opens offline.
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .gamefile import Game
+from .leaderboard import game_standings
 
 STATIC = Path(__file__).resolve().parent / "static"
 TABLES = ("trades", "orders", "positions", "liquidations", "leaderboard")
@@ -137,7 +139,16 @@ def debrief_data(records: list[dict[str, Any]], game: Game) -> dict[str, Any]:
         ]
         d["cascades"] = [c for _, c in sorted(d["cascades"].items())]
         out_rounds.append(d)
-    return {"game": game.name, "rounds": out_rounds}
+    results = {r["round"]: r["standings"] for r in records if r["kind"] == "round_result"}
+    starts = {
+        r["round"]: {int(a): e for a, e in r["equity"].items()}
+        for r in records
+        if r["kind"] == "round_started"
+    }
+    start = int(game.starting_balance * QUANTA)
+    overall = game_standings(results, starts, start, game.rank_by, lambda a: names.get(a, str(a)))
+    standings = [{**row, "equity": float(Decimal(row["equity"]) / QUANTA)} for row in overall]
+    return {"game": game.name, "rounds": out_rounds, "standings": standings}
 
 
 def debrief_html(data: dict[str, Any], script_base: str = "") -> str:

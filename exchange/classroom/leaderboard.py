@@ -18,6 +18,13 @@ Ranking (`rank_by` in the game file), ties broken by fewer liquidations, then na
 * ``return_over_drawdown``: return % ÷ max(max drawdown %, 1 %): a Calmar-like ratio
   that rewards a return earned without deep falls.
 
+Over the whole game (`game_standings`, what the console shows at game over), per
+account from each round's result: profit = Σ over the rounds it played (equity at the
+round's end − equity at its start); equity = the starting balance + that profit (with
+positions kept between rounds: the equity at the end of the game); return % = profit ÷
+the starting balance × 100; max drawdown % = the deepest of its rounds'; liquidations,
+ADL hits, fees and volume summed. Ranked as above.
+
 `Tracker.observe(events)` counts from the core's events; `Tracker.sample(...)` records
 equity; `standings(...)` ranks. All arithmetic on money is integer; percentages are
 `Fraction`s, rounded to two decimals only when rendered.
@@ -163,6 +170,34 @@ def standings(tracker: Tracker, rank_by: str, label: Callable[[int], str]) -> li
             }
         )
     return out
+
+
+def game_standings(
+    results: dict[int, list[dict[str, Any]]],
+    starts: dict[int, dict[int, int]],
+    starting_balance: int,
+    rank_by: str,
+    label: Callable[[int], str],
+) -> list[dict[str, Any]]:
+    """The whole game's standings (see the module docstring) from `results` (round →
+    its `standings` rows at its end) and `starts` (round → equity per account at its
+    start; an account missing there joined during the round, with `starting_balance`).
+    Rows as `standings` gives them. A round's max drawdown comes from its row, rounded
+    to two decimals."""
+    stats: dict[int, AccountStats] = {}
+    for rnd in sorted(results):
+        for row in results[rnd]:
+            acct = row["account"]
+            s = stats.setdefault(acct, AccountStats(start=starting_balance, peak=0))
+            s.equity += row["equity"] - starts.get(rnd, {}).get(acct, starting_balance)
+            s.max_drawdown = max(s.max_drawdown, Fraction(row["maxDrawdownPct"]) / 100)
+            s.liquidations += row["liquidations"]
+            s.adl_hits += row["adlHits"]
+            s.fees += row["fees"]
+            s.volume += row["volume"]
+    for s in stats.values():
+        s.equity += starting_balance  # s.equity held the profit
+    return standings(Tracker({}, stats), rank_by, label)
 
 
 def _pct(f: Fraction) -> str:

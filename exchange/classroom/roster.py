@@ -128,9 +128,16 @@ class Roster:
             n += 1
         return f"{nick[: MAX_NICK - 4]} #{n}"
 
-    def plan_csv(self, text: str) -> list[tuple[dict[str, Any], str]]:
+    def plan_csv(self, text: str) -> tuple[list[tuple[dict[str, Any], str]], list[Student]]:
         """Join records for a CSV roster (columns `nickname` and optionally `team`; a
-        file without that header is read as one nickname per line)."""
+        file without that header is read as one nickname per line), and the students
+        skipped because they already have a join slip.
+
+        A line whose nickname (sanitized, case-insensitive) is that of a student who
+        already has a slip makes no new account: importing the same roster twice
+        creates each student once. Lines repeated within one file are different
+        students, as before ("Ada", "Ada #2"); a student who joined with the code
+        has no slip, so a roster line of that nickname still makes one ("Ada #2")."""
         rows = list(csv.reader(io.StringIO(text)))
         if not rows:
             raise RosterError("empty", "The roster is empty.")
@@ -141,6 +148,8 @@ class Roster:
         else:
             ni, ti = 0, None
         planned: list[tuple[dict[str, Any], str]] = []
+        slipped = {s.nickname.casefold(): s for s in self.students.values() if s.listed}
+        already: dict[int, Student] = {}
         shadow = Roster(self.max_students, self.teams_allowed, dict(self.students))
         shadow.by_secret, shadow.team_accounts = dict(self.by_secret), dict(self.team_accounts)
         shadow.next_account = self.next_account
@@ -148,14 +157,19 @@ class Roster:
             if not row or not "".join(row).strip():
                 continue
             try:
+                raw = row[ni] if ni < len(row) else ""
+                had = slipped.get(sanitize_nickname(raw).casefold())
+                if had is not None:
+                    already[had.id] = had
+                    continue
                 team = row[ti] if ti is not None and ti < len(row) else None
-                rec, secret = shadow.plan_join(row[ni] if ni < len(row) else "", team)
+                rec, secret = shadow.plan_join(raw, team)
             except RosterError as e:
                 raise RosterError(e.code, f"line {i}: {e.msg}") from None
             rec["listed"] = True
             shadow.apply(rec)
             planned.append((rec, secret))
-        return planned
+        return planned, list(already.values())
 
     # ------------------------------------------------------------ applying records
 

@@ -52,8 +52,8 @@ MESSAGES: dict[str, str] = {
 def status(g: Classroom) -> dict[str, Any]:
     ex = g.runtime.exchange
     rnd = g.game.rounds[g.round] if g.round >= 0 else None
-    left = None
-    if rnd is not None and g.path is not None:
+    left = None  # no countdown once the round is over (it may have been ended early)
+    if rnd is not None and g.path is not None and g.state in ("running", "paused"):
         left = max(0.0, (g.path.duration_ns - g.elapsed_ns()) / NS / rnd.clock_speed)
     return {
         "game": g.game.name,

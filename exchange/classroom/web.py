@@ -193,12 +193,15 @@ def setup(app: web.Application, stack: Any, holder: dict[str, Any]) -> None:
     async def overview(request: web.Request) -> web.Response:
         c = admin(request)
         g = c.classroom
+        over = g.state == "game_over"
         return web.json_response(
             {
                 "status": g.status(),
                 "joinCode": g.join_code,
                 "joinUrl": c.join_url,
-                "leaderboard": g.board or g.leaderboard(),
+                # at game over, the final standings over every round, not the last one's
+                "leaderboard": g.game_standings() if over else (g.board or g.leaderboard()),
+                "leaderboardScope": "game" if over else "round",
                 "students": g.danger_table(),
                 "wsUrl": c.ws_url,
             }
@@ -260,7 +263,7 @@ def setup(app: web.Application, stack: Any, holder: dict[str, Any]) -> None:
         if len(text) > MAX_BODY:
             return _err(413, -1130, "The roster is too large.")
         try:
-            slips = await c.classroom.import_roster(text)
+            slips, already = await c.classroom.import_roster(text)
         except GameError as e:
             return _err(400, e.code, e.msg)
         return web.json_response(
@@ -270,6 +273,9 @@ def setup(app: web.Application, stack: Any, holder: dict[str, Any]) -> None:
                     {"nickname": s.nickname, "team": s.team, "personalCode": secret}
                     for s, secret in slips
                 ],
+                # on the roster again but given a slip before: no second account (and
+                # no new code: a personal code is shown once, only its hash is kept)
+                "alreadyHad": [s.nickname for s in already],
             }
         )
 

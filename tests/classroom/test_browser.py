@@ -346,3 +346,163 @@ async def test_the_console_freezes_and_kicks_a_student(tmp_path: Path) -> None:
         await browser.close()
         await pw.stop()
         srv.stop()
+
+
+CONSOLE_GAME = """
+name = "Console game"
+starting_balance = "10000"
+[[instruments]]
+symbol = "BTCUSDT"
+initial_index = "50000"
+mark_method = "index"
+[join]
+teams = true
+[[rounds]]
+name = "Trade"
+duration = "10m"
+clock_speed = 10
+[[rounds]]
+name = "Ended at once"
+duration = "10m"
+"""
+
+
+@pytest.mark.slow
+async def test_the_console_reads_right_from_the_lobby_to_game_over(tmp_path: Path) -> None:
+    """The console in every state: the halt button says what it does (Halt / Resume
+    SYMBOL) and is disabled with no round in play; a roster imported twice makes no
+    duplicate student and says who already had slips; a team's freeze and kick buttons
+    are named after the team and act on every member; at game over the leaderboard is
+    the whole game's (round 1's winner, though round 2 was ended at once) and the clock
+    says "game over", not the seconds the last round had left."""
+    _chromium_or_skip()
+    import asyncio
+
+    from playwright.async_api import async_playwright, expect
+
+    from exchange.testing import Probe
+
+    game = tmp_path / "game.toml"
+    game.write_text(CONSOLE_GAME)
+    ws_port, http_port = free_port(), free_port()
+    srv = Server(game, tmp_path / "game.db", ws_port, http_port)
+    base = f"http://127.0.0.1:{http_port}"
+    srv.start()
+    pw = await async_playwright().start()
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    try:
+        teacher = await (await browser.new_context()).new_page()
+        errors: list[str] = []
+        teacher.on("pageerror", lambda e: errors.append(str(e)))
+        await teacher.goto(f"{base}/class/console")
+        await teacher.fill("#token", ADMIN)
+        await teacher.click("#login button")
+        state = teacher.locator("#state")
+        await expect(state).to_have_text("lobby")
+        halt = teacher.locator("#symbols button")
+        await expect(halt).to_have_text("Halt BTCUSDT")
+        await expect(halt).to_be_disabled()
+        await expect(teacher.locator("#symbols")).to_contain_text("halted until the game starts")
+        # the roster, imported twice: the second click makes nothing new and says so
+        await teacher.fill("#roster", "nickname,team\nBea,\nCy,red\nDee,red\n")
+        await teacher.click("#import")
+        await expect(teacher.locator("#roster-note")).to_have_text("3 new slips.")
+        slips = teacher.locator("#slips .slip strong")
+        await expect(slips).to_have_count(3)
+        codes = await slips.all_text_contents()
+        await teacher.click("#import")
+        await expect(teacher.locator("#roster-note")).to_contain_text(
+            "0 new slips. 3 already had slips (Bea, Cy, Dee)"
+        )
+        assert await slips.all_text_contents() == codes  # the slips made first stay on screen
+        await expect(teacher.locator("#students tr")).to_have_count(2)  # Bea and Team RED
+        await expect(teacher.locator("#board tr")).to_have_count(2)
+        team = teacher.locator("#students tr", has_text="Team RED")
+        await expect(team.locator("button")).to_have_text(["freeze Team RED", "kick Team RED"])
+        await shot(teacher, "30-console-lobby-roster-twice")
+        # freezing the team freezes each member (a member alone would freeze them all)
+        await team.locator("button").first.click()
+        await expect(team.locator("button").first).to_have_text("unfreeze Team RED")
+        frozen: list[bool] = []
+        async with aiohttp.ClientSession(headers={"X-Admin-Token": ADMIN}) as s:
+            for _ in range(50):  # one request per member: the second may still be on its way
+                async with s.get(f"{base}/class/api/admin/overview") as r:
+                    ov = await r.json()
+                [row] = [r for r in ov["students"] if r["name"] == "Team RED"]
+                frozen = [m["frozen"] for m in row["students"]]
+                if all(frozen):
+                    break
+                await asyncio.sleep(0.1)
+        assert frozen == [True, True]
+        await team.locator("button").first.click()
+        await expect(team.locator("button").first).to_have_text("freeze Team RED")
+        # a round in play: halt and resume
+        await teacher.click("button[data-action=start]")
+        await expect(state).to_have_text("running")
+        await expect(halt).to_be_enabled()
+        await halt.click()
+        await expect(halt).to_have_text("Resume BTCUSDT")
+        await expect(teacher.locator("#symbols")).to_contain_text("halted by you")
+        await expect(teacher.locator("#status")).to_have_text("HALTED")
+        await shot(teacher, "31-console-halted-by-you")
+        await halt.click()
+        await expect(halt).to_have_text("Halt BTCUSDT")
+        await expect(teacher.locator("#symbols")).to_contain_text("trading")
+        await expect(teacher.locator("#status")).to_have_text("TRADING")
+        # Bea sells 0.1 BTC to Team RED (Cy's slip); +5 % at once: Team RED wins round 1
+        async with aiohttp.ClientSession() as s:
+            tokens = []
+            for code in codes[:2]:
+                async with s.post(f"{base}/class/api/rejoin", json={"rejoin": code}) as r:
+                    tokens.append((await r.json())["token"])
+        async with (
+            Probe(f"ws://127.0.0.1:{ws_port}") as bea,
+            Probe(f"ws://127.0.0.1:{ws_port}") as cy,
+        ):
+            await bea.call("session.logon", token=tokens[0])
+            await cy.call("session.logon", token=tokens[1])
+            await bea.call(
+                "order.place", symbol="BTCUSDT", side="SELL", type="LIMIT", quantity="0.1",
+                price="50000", timeInForce="GTC",
+            )  # fmt: skip
+            await cy.call(
+                "order.place", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.1"
+            )
+        await teacher.fill("#shock-size", "5")
+        await teacher.fill("#shock-over", "0")
+        await teacher.click("#shock button")
+        await expect(teacher.locator("#t-mark")).to_have_text("52,500.00")
+        # round 1 ends early, round 2 is ended at once: its own board is all zeros
+        await teacher.click("button[data-action=next_round]")
+        await expect(state).to_have_text("round over")
+        await expect(teacher.locator("#clock")).to_have_text("")
+        await expect(halt).to_be_disabled()
+        await teacher.click("button[data-action=next_round]")
+        await expect(state).to_have_text("running")
+        await expect(teacher.locator("#clock")).to_contain_text("s left")
+        await teacher.click("button[data-action=finish]")
+        await expect(state).to_have_text("game over")
+        await expect(teacher.locator("#clock")).to_have_text("game over")
+        await expect(teacher.locator("#board-title")).to_have_text(
+            "Final standings: the whole game"
+        )
+        async with (
+            aiohttp.ClientSession(headers={"X-Admin-Token": ADMIN}) as s,
+            s.get(f"{base}/class/api/admin/overview") as r,
+        ):
+            final = (await r.json())["leaderboard"]
+        assert [r["name"] for r in final] == ["Team RED", "Bea"]
+        assert float(final[0]["returnPct"]) > 2 and float(final[1]["returnPct"]) < -2
+        board = teacher.locator("#board tr")
+        for i, r in enumerate(final):
+            await expect(board.nth(i).locator("td").nth(1)).to_have_text(r["name"])
+            await expect(board.nth(i).locator("td").nth(3)).to_have_text(r["returnPct"])
+        await expect(halt).to_have_text("Halt BTCUSDT")
+        await expect(halt).to_be_disabled()
+        await expect(teacher.locator("#symbols")).to_contain_text("closed: the game is over")
+        await shot(teacher, "32-console-game-over")
+        assert not errors, errors
+    finally:
+        await browser.close()
+        await pw.stop()
+        srv.stop()

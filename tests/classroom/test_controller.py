@@ -149,11 +149,66 @@ async def test_teams_and_csv_roster() -> None:
         x, _ = await c.join("x", "red")
         y, _ = await c.join("y", "red")
         assert x.account == y.account
-        slips = await c.import_roster("nickname,team\nAda,\nBob,blue\n")
-        assert [s.nickname for s, _ in slips] == ["Ada", "Bob"]
+        slips, already = await c.import_roster("nickname,team\nAda,\nBob,blue\n")
+        assert [s.nickname for s, _ in slips] == ["Ada", "Bob"] and already == []
         ex = c.runtime.exchange
         for s, secret in slips:
             assert equity_of(ex, s.account) == 10_000 * USDT
             assert c.rejoin(secret) is s
         with pytest.raises(GameError):
             await c.join("   ")
+
+
+async def test_importing_a_roster_twice_makes_each_student_once() -> None:
+    async with running_game() as c:
+        ex = c.runtime.exchange
+        made, _ = await c.import_roster("nickname,team\nBea,\nCy,red\nDee,red\n")
+        accounts = set(ex.accounts)
+        again, already = await c.import_roster("nickname,team\nBea,\nCy,red\nDee,red\nEd,\n")
+        assert [s.nickname for s, _ in again] == ["Ed"]
+        assert [s.nickname for s in already] == ["Bea", "Cy", "Dee"]
+        assert sorted(s.nickname for s in c.roster.students.values()) == ["Bea", "Cy", "Dee", "Ed"]
+        assert set(ex.accounts) - accounts == {again[0][0].account}  # only Ed's account is new
+        for s, secret in made:  # the first slips still let their students in
+            assert c.rejoin(secret) is s
+        none, already = await c.import_roster("Bea\n")
+        assert none == [] and [s.nickname for s in already] == ["Bea"]
+
+
+async def test_game_over_shows_the_whole_games_standings_and_no_countdown() -> None:
+    """Round 1 has a winner and a loser; round 2 (positions reset) is ended at once, so
+    its own board is all zeros. At game over the standings are over both rounds, the
+    countdown is gone, and no symbol can be halted any more (a release still works)."""
+    wall = FakeWall()
+    wall.frozen = True
+    async with running_game(wall=wall) as c:
+        a, _ = await c.join("Ada")
+        b, _ = await c.join("Bob")
+        with pytest.raises(GameError, match="needs a round in play"):
+            await c.hold(SYM, True)  # the lobby halts every symbol already
+        await c.act("start")
+        assert c.status()["secondsLeft"] == 20.0
+        await order(c, b.account, "SELL", 100, 500_000)
+        await order(c, a.account, "BUY", 100)
+        await c.shock(Decimal(5), 0)  # +5 %: Ada's long gains 250, Bob's short loses it
+        await c.act("next_round")  # ends round 1 early
+        assert c.state == "round_over" and c.status()["secondsLeft"] is None
+        with pytest.raises(GameError, match="needs a round in play"):
+            await c.hold(SYM, True)
+        round1 = {r["name"]: r for r in c.results[0]}
+        assert round1["Ada"]["returnPct"] != "0.00"
+        await c.act("next_round")
+        await c.act("finish")  # round 2 ended at once: nobody traded in it
+        assert {r["returnPct"] for r in c.results[1]} == {"0.00"}
+        assert c.state == "game_over" and c.status()["secondsLeft"] is None
+        final = c.game_standings()
+        assert [r["name"] for r in final] == ["Ada", "Bob"]
+        for r in final:
+            assert (r["equity"], r["returnPct"]) == (
+                round1[r["name"]]["equity"],
+                round1[r["name"]]["returnPct"],
+            )
+        assert float(final[0]["returnPct"]) > 2 and float(final[1]["returnPct"]) < -2
+        with pytest.raises(GameError, match="needs a round in play"):
+            await c.hold(SYM, True)
+        await c.hold(SYM, False)  # a release is always accepted

@@ -55,6 +55,10 @@ async def test_replay_a_finished_game(tmp_path: Path) -> None:
     assert (out / "plotly.min.js").stat().st_size > 1_000_000
     data = (out / "debrief.json").read_text()
     assert '"name": "Ada"' in data and '"triggerMark": 47500.0' in data
+    # the whole game's standings: round 1's liquidation counts though round 2 reset it
+    overall = {r["name"]: r for r in json.loads(data)["standings"]}
+    assert set(overall) == {"Ada", "Bob"} and overall["Ada"]["liquidations"] == 1
+    assert overall["Bob"]["rank"] == 1 and float(overall["Ada"]["returnPct"]) < 0
     # every table in decimal units, exact (text as the decimals are, never a float's digits)
     liq = pd.read_csv(out / "exports" / "round1-liquidations.csv", dtype=str)
     assert list(liq["name"]) == ["Ada"] and list(liq["trigger_mark"]) == ["47500.00"]

@@ -192,3 +192,33 @@ def test_the_join_url_of_a_wildcard_host_is_one_students_can_open(monkeypatch: A
     monkeypatch.setattr(socket.socket, "connect", no_route)
     monkeypatch.setattr(socket, "gethostname", lambda: "teacher-laptop")
     assert reachable_url("http://0.0.0.0:8766") == "http://teacher-laptop:8766"
+
+
+async def test_the_console_api_after_a_double_import_and_at_game_over(tmp_path: Path) -> None:
+    """A roster sent twice makes no second account (the answer names who already had a
+    slip); at game over the overview's board is the whole game's and has no countdown."""
+    async with class_stack(tmp_path) as cs, aiohttp.ClientSession() as s:
+        base = f"{cs.http_url}/class/api/admin"
+        h = {"X-Admin-Token": ADMIN}
+        roster = "nickname,team\nBea,\nCy,red\n"
+        async with s.post(f"{base}/roster", data=roster, headers=h) as r:
+            first = await r.json()
+        async with s.post(f"{base}/roster", data=roster + "Dee,\n", headers=h) as r:
+            second = await r.json()
+        assert [x["nickname"] for x in first["slips"]] == ["Bea", "Cy"] and first[
+            "alreadyHad"
+        ] == []
+        assert [x["nickname"] for x in second["slips"]] == ["Dee"]
+        assert second["alreadyHad"] == ["Bea", "Cy"]
+        st, ov = await get(s, f"{base}/overview", **h)
+        assert sorted(r["name"] for r in ov["students"]) == ["Bea", "Dee", "Team RED"]
+        assert ov["leaderboardScope"] == "round"
+        st, err = await post(s, f"{base}/hold", {"symbol": "BTCUSDT", "held": True}, **h)
+        assert st == 400 and "needs a round in play" in err["msg"]
+        for action in ("start", "next_round", "finish"):
+            assert (await post(s, f"{base}/action", {"action": action}, **h))[0] == 200
+        st, ov = await get(s, f"{base}/overview", **h)
+        assert ov["status"]["state"] == "game_over" and ov["status"]["secondsLeft"] is None
+        assert ov["leaderboardScope"] == "game"
+        assert ov["leaderboard"] == cs.classroom.game_standings()
+        assert sorted(r["name"] for r in ov["leaderboard"]) == ["Bea", "Dee", "Team RED"]

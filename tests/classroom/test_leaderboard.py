@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from exchange.classroom.leaderboard import Tracker, equity_of, standings
+from exchange.classroom.leaderboard import Tracker, equity_of, game_standings, standings
 from exchange.core import commands as C
 from exchange.core.engine import Exchange
 from tests.core.conftest import SYM, btcusdt
@@ -79,3 +79,37 @@ def test_ties_break_by_fewer_liquidations_then_name() -> None:
     tr.stats[2].liquidations = 1
     rows = standings(tr, "return", {1: "zed", 2: "amy", 3: "bea"}.__getitem__)
     assert [r["name"] for r in rows] == ["bea", "zed", "amy"]
+
+
+def _row(account: int, equity: int, dd: str = "0.00", liq: int = 0, fees: int = 0):  # type: ignore[no-untyped-def]
+    return {"account": account, "equity": equity, "maxDrawdownPct": dd, "liquidations": liq,
+            "adlHits": 0, "fees": fees, "volume": 0}  # fmt: skip
+
+
+def test_game_standings_add_up_every_rounds_profit() -> None:
+    """The whole game: each round's profit (end − start) summed over the rounds played,
+    over the starting balance; the deepest drawdown; counts summed. A last round ended
+    at once (every return 0) does not wipe out the first one."""
+    S = 10_000 * USDT
+    results = {
+        0: [_row(A, 10_500 * USDT, "2.00", fees=5), _row(B, 9_000 * USDT, "12.50", liq=1)],
+        1: [_row(A, S), _row(B, S), _row(3, 10_200 * USDT, "1.00")],  # 3 joined in round 2
+    }
+    starts = {0: {A: S, B: S}, 1: {A: S, B: S}}
+    rows = game_standings(results, starts, S, "return", {A: "ada", B: "bob", 3: "cy"}.__getitem__)
+    assert [(r["name"], r["equity"], r["returnPct"], r["maxDrawdownPct"]) for r in rows] == [
+        ("ada", 10_500 * USDT, "5.00", "2.00"),
+        ("cy", 10_200 * USDT, "2.00", "1.00"),
+        ("bob", 9_000 * USDT, "-10.00", "12.50"),
+    ]
+    assert (rows[0]["fees"], rows[2]["liquidations"]) == (5, 1)
+    # positions kept between rounds: round 2 starts from round 1's end, so the sum of
+    # the profits is the equity at the end of the game
+    carried = {0: [_row(A, 11_000 * USDT)], 1: [_row(A, 10_400 * USDT)]}
+    rows = game_standings(carried, {0: {A: S}, 1: {A: 11_000 * USDT}}, S, "equity", str)
+    assert (rows[0]["equity"], rows[0]["returnPct"], rows[0]["score"]) == (
+        10_400 * USDT, "4.00", "10400.00",
+    )  # fmt: skip
+    # return over drawdown: 5 / 2 beats 2 / max(1, 1)
+    rod = game_standings(results, starts, S, "return_over_drawdown", str)
+    assert [(r["account"], r["score"]) for r in rod][:2] == [(A, "2.50"), (3, "2.00")]

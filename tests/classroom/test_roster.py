@@ -70,11 +70,31 @@ def test_kicked_cannot_rejoin_and_full_game() -> None:
 
 def test_csv_roster() -> None:
     r = Roster(teams_allowed=True)
-    planned = r.plan_csv("nickname,team\nAda,red\nBob,red\n\nCy,\n")
+    planned, already = r.plan_csv("nickname,team\nAda,red\nBob,red\n\nCy,\n")
+    assert already == []
     assert [p[0]["nickname"] for p in planned] == ["Ada", "Bob", "Cy"]
     assert planned[0][0]["account"] == planned[1][0]["account"] != planned[2][0]["account"]
     assert r.students == {}  # planning changes nothing
-    plain = Roster().plan_csv("Ada\nBob\n")
+    plain, _ = Roster().plan_csv("Ada\nBob\n")
     assert [p[0]["nickname"] for p in plain] == ["Ada", "Bob"]
     with pytest.raises(RosterError, match="line 3"):
         Roster().plan_csv("nickname\nok\n!!!\n")
+
+
+def test_a_roster_imported_again_makes_no_second_slip() -> None:
+    """A nickname that already has a slip is skipped (and reported), case-insensitively;
+    one that joined with the code has no slip and gets one; repeats within one file are
+    two students, as before."""
+    r = Roster()
+    first, _ = r.plan_csv("nickname\nBea\nCy\n")
+    for rec, _ in first:
+        r.apply(rec)
+    join(r, "Dee")  # joined with the code: no slip
+    again, already = r.plan_csv("nickname\nbea\nCy\nDee\nEd\nEd\n")
+    assert [s.nickname for s in already] == ["Bea", "Cy"]
+    assert [rec["nickname"] for rec, _ in again] == ["Dee #2", "Ed", "Ed #2"]
+    for rec, _ in again:
+        r.apply(rec)
+    third, already = r.plan_csv("nickname\nEd\nEd\nBea\n")
+    assert third == [] and [s.nickname for s in already] == ["Ed", "Bea"]
+    assert len(r.students) == 6

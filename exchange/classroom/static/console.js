@@ -17,14 +17,53 @@ async function act(action) {
   refresh();
 }
 
-async function studentAction(student, action) {
-  try { await adm("/class/api/admin/student", { method: "POST", body: { student, action } }); } catch (e) { fail(e); }
+// One row of the students table is one account: a team's members share it (a frozen
+// or kicked member freezes it), so its buttons act on every member at once.
+async function studentsAction(students, action) {
+  setText("action-error", "");
+  try {
+    for (const student of students) await adm("/class/api/admin/student", { method: "POST", body: { student, action } });
+  } catch (e) { fail(e); }
   refresh();
+}
+
+function accountButtons(r) {
+  const frozen = r.students.some((m) => m.frozen);
+  const playing = r.students.filter((m) => !m.kicked);
+  return el("span", {},
+    el("button", { class: "secondary", text: `${frozen ? "unfreeze" : "freeze"} ${r.name}`,
+      onclick: () => studentsAction(r.students.filter((m) => m.frozen === frozen).map((m) => m.id), frozen ? "unfreeze" : "freeze") }),
+    " ",
+    el("button", { class: "danger", text: playing.length ? `kick ${r.name}` : "kicked", disabled: !playing.length,
+      onclick: () => studentsAction(playing.map((m) => m.id), "kick") }));
 }
 
 async function hold(symbol, held) {
   try { await adm("/class/api/admin/hold", { method: "POST", body: { symbol, held } }); } catch (e) { fail(e); }
   refresh();
+}
+
+// Halt or resume one symbol. An instructor's halt needs a round in play (in every other
+// state the game halts every symbol itself); it can be resumed until the game is over.
+const HALTED_BECAUSE = {
+  lobby: "halted until the game starts",
+  paused: "halted while the game is paused",
+  round_over: "halted until the next round",
+  game_over: "closed: the game is over",
+};
+
+function symbolControl(m, state) {
+  const mine = m.heldBy === "instructor";
+  const usable = mine ? state !== "game_over" : state === "running" || state === "paused";
+  let why = "trading";
+  if (mine) why = "halted by you";
+  else if (m.heldBy === "scenario") why = "halted by the scenario";
+  else if (m.halted) why = HALTED_BECAUSE[state] || "halted";
+  return el("span", { class: "hold" },
+    el("button", { class: mine ? "secondary" : "danger", text: `${mine ? "Resume" : "Halt"} ${m.symbol}`,
+      disabled: !usable, title: usable ? null : state === "game_over" ? "The game is over" : "No round in play: nothing to halt",
+      onclick: () => hold(m.symbol, !mine) }),
+    " ", el("span", { class: "muted", text: why }), " ");
 }
 
 let live = null; // the market views, mounted once the console is open
@@ -52,28 +91,22 @@ async function refresh() {
   const s = o.status;
   setText("game", s.game); setText("state", s.state.replace("_", " "));
   setText("round", s.round ? `Round ${s.round}/${s.rounds}: ${s.roundName}` : "Lobby");
-  setText("clock", s.secondsLeft != null ? `${Math.ceil(s.secondsLeft)} s left` : "");
+  setText("clock", s.secondsLeft != null ? `${Math.ceil(s.secondsLeft)} s left` : s.state === "game_over" ? "game over" : "");
   setText("join-code", o.joinCode); setText("join-url", o.joinUrl || "");
   setText("banner", s.message);
   $("reveal").checked = s.revealed;
   mountViews(s.symbols.map((m) => m.symbol));
-  $("symbols").replaceChildren(...s.symbols.map((m) => el("button", {
-    class: m.halted ? "danger" : "secondary",
-    text: `${m.symbol}: ${m.halted ? "halted" : "trading"}${m.heldBy ? ` (held by ${m.heldBy})` : ""} — ${m.heldBy === "instructor" ? "resume" : "halt"}`,
-    onclick: () => hold(m.symbol, m.heldBy !== "instructor"),
-  })));
+  $("symbols").replaceChildren(...s.symbols.map((m) => symbolControl(m, s.state)));
+  const final = o.leaderboardScope === "game";
+  setText("board-title", final ? "Final standings: the whole game" : "Leaderboard");
+  setText("board-note", final
+    ? "Every round played: equity is the starting balance plus each round's profit, return % that profit over the starting balance."
+    : s.round ? "This round, since it started." : "");
   fillTable($("board"), o.leaderboard, (r) => [r.rank, r.name, money(r.equity), r.returnPct, r.maxDrawdownPct,
     r.liquidations, r.adlHits, money(r.fees)]);
   fillTable($("students"), o.students, (r) => {
     const p = r.positions[0];
-    const actions = el("span");
-    for (const st of r.students) {
-      actions.append(el("button", { class: "secondary", text: st.frozen ? `unfreeze ${st.nickname}` : `freeze ${st.nickname}`,
-        onclick: () => studentAction(st.id, st.frozen ? "unfreeze" : "freeze") }), " ",
-      el("button", { class: "danger", text: st.kicked ? "kicked" : `kick ${st.nickname}`, disabled: st.kicked ? "" : null,
-        onclick: () => studentAction(st.id, "kick") }));
-    }
-    return [r.name, p ? `${p.qty} ${p.symbol}` : "0", p ? p.liquidationPrice ?? "–" : "–", p ? p.mark : "–", `${r.marginRatioPct} %`, actions];
+    return [r.name, p ? `${p.qty} ${p.symbol}` : "0", p ? p.liquidationPrice ?? "–" : "–", p ? p.mark : "–", `${r.marginRatioPct} %`, accountButtons(r)];
   }, (r) => (Number(r.marginRatioPct) >= 70 ? "danger-high" : ""));
 }
 
@@ -95,15 +128,33 @@ $("headline").addEventListener("submit", async (e) => {
 $("reveal").addEventListener("change", async () => {
   try { await adm("/class/api/admin/reveal", { method: "POST", body: { revealed: $("reveal").checked } }); } catch (e) { fail(e); }
 });
+// A nickname that already has a slip gets no second account (the server skips it):
+// the slips shown stay those of the last import that made any, and the note says who
+// was skipped. The button waits for the answer, so a double click sends one roster.
+function rosterNote(made, had) {
+  let note = `${made} new ${made === 1 ? "slip" : "slips"}.`;
+  if (had.length) {
+    note += ` ${had.length} already had ${had.length === 1 ? "a slip" : "slips"} (${had.join(", ")}):`
+      + " no new account, their codes are on the slips made before.";
+  }
+  return note;
+}
+
 $("import").addEventListener("click", async () => {
-  setText("roster-error", "");
+  setText("roster-error", ""); setText("roster-note", "");
+  $("import").disabled = true;
   try {
     const r = await adm("/class/api/admin/roster", { method: "POST", body: $("roster").value });
-    $("slips").replaceChildren(...r.slips.map((s) => el("div", { class: "slip" },
-      el("div", { text: s.nickname + (s.team ? ` (team ${s.team})` : "") }),
-      el("div", { text: `Open ${r.joinUrl || "/class/"}` }),
-      el("div", { text: "Personal code:" }), el("strong", { text: s.personalCode }))));
+    if (r.slips.length) {
+      $("slips").replaceChildren(...r.slips.map((s) => el("div", { class: "slip" },
+        el("div", { text: s.nickname + (s.team ? ` (team ${s.team})` : "") }),
+        el("div", { text: `Open ${r.joinUrl || "/class/"}` }),
+        el("div", { text: "Personal code:" }), el("strong", { text: s.personalCode }))));
+    }
+    setText("roster-note", rosterNote(r.slips.length, r.alreadyHad || []));
   } catch (e) { setText("roster-error", e.message); }
+  finally { $("import").disabled = false; }
+  refresh();
 });
 $("print").addEventListener("click", () => window.print());
 $("open-debrief").addEventListener("click", () => window.open("/class/debrief", "_blank"));

@@ -1,6 +1,6 @@
 // The debrief report: per round the price path with every liquidation at its
 // triggering mark, each cascade and who was in it, every student's equity curve and
-// the leaderboard. Data comes from the page's JSON block (a saved report) or, in the
+// the leaderboard; after the rounds, the standings over the whole game. Data comes from the page's JSON block (a saved report) or, in the
 // app, from the instructor API. Charts are plotly.js; all text goes through textContent.
 const $ = (id) => document.getElementById(id);
 
@@ -64,6 +64,13 @@ function render(data) {
       sec.append(el("h3", { text: "Headlines" }));
       sec.append(el("ul", {}, ...r.headlines.map((h) => el("li", { text: h.text }))));
     }
+  }
+  const overall = data.standings || [];
+  if (overall.length) {
+    // each round's profit summed (the console's board at game over): one table after the rounds
+    root.append(el("section", { class: "round" }, el("h2", { text: "The whole game: every round played" }),
+      table(["#", "name", "equity", "return %", "max drawdown %", "liquidations", "ADL"],
+        overall.map((b) => [b.rank, b.name, b.equity.toFixed(2), b.returnPct, b.maxDrawdownPct, b.liquidations, b.adlHits]))));
   }
 }
 
