@@ -238,6 +238,88 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
         srv.stop()
 
 
+@pytest.mark.slow
+async def test_the_students_book_and_tape(tmp_path: Path) -> None:
+    """The play page shows the best levels of the book (resting orders' price and size,
+    the best bid and ask highlighted) and the trades tape; clicking a level puts its price
+    in the order ticket, and the price field follows the mark only until then."""
+    _chromium_or_skip()
+    import re
+
+    from playwright.async_api import async_playwright, expect
+
+    game = tmp_path / "game.toml"
+    game.write_text(GAME)
+    ws_port, http_port = free_port(), free_port()
+    srv = Server(game, tmp_path / "game.db", ws_port, http_port)
+    base = f"http://127.0.0.1:{http_port}"
+    srv.start()
+    pw = await async_playwright().start()
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    try:
+        teacher = await (await browser.new_context()).new_page()
+        ada = await (await browser.new_context()).new_page()
+        bob = await (await browser.new_context()).new_page()
+        errors: list[str] = []
+        for p in (teacher, ada, bob):
+            p.on("pageerror", lambda e: errors.append(str(e)))
+        await teacher.goto(f"{base}/class/console")
+        await teacher.fill("#token", ADMIN)
+        await teacher.click("#login button")
+        await expect(teacher.locator("#join-code")).not_to_have_text("––––––")
+        code = (await teacher.locator("#join-code").text_content() or "").strip()
+        await join(ada, base, code, "Ada")
+        await join(bob, base, code, "Bob")
+        await teacher.click("button[data-action=start]")
+        await expect(ada.locator("#banner")).to_have_text("")
+        # an untouched price field follows the mark: −1 % moves it from 50000 to 49500
+        price = ada.locator("#price")
+        await expect(price).to_have_value("50000.00")
+        await teacher.fill("#shock-size", "-1")
+        await teacher.fill("#shock-over", "0")
+        await teacher.click("#shock button")
+        await expect(ada.locator("#mark")).to_have_text("49500.00", timeout=10_000)
+        await expect(price).to_have_value("49500.00")
+        # Bob rests an offer and a bid; Ada's book shows both, the best of each highlighted
+        for side, qty, px in (("#sell", "0.500", "50100"), ("#buy", "0.200", "49900")):
+            await bob.fill("#qty", qty)
+            await bob.fill("#price", px)
+            await bob.click(side)
+        await expect(bob.locator("#orders tr")).to_have_count(2)
+        best_ask = ada.locator("#book-asks tr.best")
+        best_bid = ada.locator("#book-bids tr.best")
+        await expect(best_ask.locator("td")).to_have_text(["50100.00", "0.500"])
+        await expect(best_bid.locator("td")).to_have_text(["49900.00", "0.200"])
+        await expect(ada.locator("#book-asks tr.level")).to_have_count(1)
+        await expect(ada.locator("#book-spread")).to_have_text("spread 200.00")
+        # clicking a level puts its price in the ticket (a limit order at that price)
+        await ada.select_option("#type", "MARKET")
+        await best_bid.click()
+        await expect(price).to_have_value("49900.00")
+        await expect(ada.locator("#type")).to_have_value("LIMIT")
+        # Ada buys 0.1 at market: the tape shows the trade in the taker's colour, and the
+        # offer left in the book is smaller
+        await ada.select_option("#type", "MARKET")
+        await ada.fill("#qty", "0.100")
+        await ada.click("#buy")
+        trade = ada.locator("#trades tr").first
+        await expect(trade.locator("td").nth(1)).to_have_text("50100.00")
+        await expect(trade.locator("td").nth(2)).to_have_text("0.100")
+        await expect(trade).to_have_class(re.compile(r"\bbuy\b"))
+        await expect(ada.locator("#trades tr")).to_have_count(1)
+        await expect(best_ask.locator("td")).to_have_text(["50100.00", "0.400"])
+        await shot(ada, "07-student-book-and-tape")
+        # a price the student picked stays when the mark moves
+        await teacher.click("#shock button")
+        await expect(ada.locator("#mark")).not_to_have_text("49500.00", timeout=10_000)
+        await expect(price).to_have_value("49900.00")
+        assert not errors, errors
+    finally:
+        await browser.close()
+        await pw.stop()
+        srv.stop()
+
+
 SYMBOLS_GAME = """
 name = "Two symbols"
 starting_balance = "10000"

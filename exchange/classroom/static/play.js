@@ -39,7 +39,8 @@ async function logon(sock) {
     state.symbol = info.symbols[0].symbol;
     setText("symbol", state.symbol);
   }
-  await sock.call("subscribe", { streams: ["account", `mark.${state.symbol}`, `status.${state.symbol}`] });
+  await sock.call("subscribe", { streams: ["account", `mark.${state.symbol}`, `status.${state.symbol}`,
+    `book.${state.symbol}`, `trades.${state.symbol}`] });
   await refreshAccount();
 }
 
@@ -94,10 +95,101 @@ async function place(side) {
   refreshAccount();
 }
 
+// The order book (the best BOOK_LEVELS a side) and the last TAPE_LENGTH trades. The book
+// stream starts with a snapshot of the whole book, then sends the levels whose size changed
+// (size 0: gone); the trades stream has no history, so the tape starts when the page does.
+const BOOK_LEVELS = 5;
+const TAPE_LENGTH = 10;
+const market = { bids: new Map(), asks: new Map(), bookSeq: 0, resyncing: false, trades: [] };
+
+function onBook(d) {
+  if (d.type === "snapshot") {
+    market.bids = new Map(d.bids); market.asks = new Map(d.asks);
+    market.bookSeq = d.bookSeq; market.resyncing = false;
+  } else {
+    if (market.resyncing || d.bookSeq <= market.bookSeq) return; // already in the snapshot
+    if ((d.firstBookSeq ?? d.bookSeq) > market.bookSeq + 1) {
+      // a delta is missing, so our copy is wrong: subscribing again starts with a snapshot
+      market.resyncing = true;
+      const streams = [`book.${state.symbol}`];
+      state.sock.call("unsubscribe", { streams }).then(() => state.sock.call("subscribe", { streams })).catch(() => {});
+      return;
+    }
+    for (const [p, q] of d.bids) { if (Number(q)) market.bids.set(p, q); else market.bids.delete(p); }
+    for (const [p, q] of d.asks) { if (Number(q)) market.asks.set(p, q); else market.asks.delete(p); }
+    market.bookSeq = d.bookSeq;
+  }
+  redraw(renderBook);
+}
+
+// Redrawn at most once a frame: trades are not sampled and may come by the hundred.
+const dirty = new Set();
+function redraw(render) {
+  if (!dirty.size) requestAnimationFrame(() => { const todo = [...dirty]; dirty.clear(); todo.forEach((r) => r()); });
+  dirty.add(render);
+}
+
+// The book's rows are made once and rewritten in place, so a click is not lost to a row
+// replaced between the press and the release.
+function bookRows(id) {
+  const body = $(id);
+  body.replaceChildren(...Array.from({ length: BOOK_LEVELS }, () => el("tr", {}, el("td"), el("td"))));
+  body.addEventListener("click", (e) => pickLevel(e.target.closest("tr")));
+  body.addEventListener("keydown", (e) => { if (e.key === "Enter") pickLevel(e.target.closest("tr")); });
+  return [...body.rows];
+}
+const askRows = bookRows("book-asks").reverse(); // the best ask is the bottom row, next to the spread
+const bidRows = bookRows("book-bids");
+
+function pickLevel(row) {
+  if (!row || !row.dataset.price) return;
+  $("type").value = "LIMIT";
+  $("price").value = row.dataset.price;
+  state.priceShown = null; // a price the student chose: the mark no longer moves it
+}
+
+function renderBook() {
+  const best = (levels, dir) => [...levels].sort((a, b) => dir * (Number(a[0]) - Number(b[0]))).slice(0, BOOK_LEVELS);
+  const asks = best(market.asks, 1);
+  const bids = best(market.bids, -1);
+  const paint = (rows, levels, side) => rows.forEach((row, i) => {
+    const [price, size] = levels[i] || ["", ""];
+    row.cells[0].textContent = price;
+    row.cells[1].textContent = size;
+    row.dataset.price = price;
+    row.className = price ? `level ${side}${i === 0 ? " best" : ""}` : "";
+    row.tabIndex = price ? 0 : -1;
+    row.title = price ? "Use this price" : "";
+  });
+  paint(askRows, asks, "ask");
+  paint(bidRows, bids, "bid");
+  const decimals = (asks[0] || bids[0] || [""])[0].split(".")[1]?.length ?? 0;
+  setText("book-spread", asks.length && bids.length ? `spread ${(Number(asks[0][0]) - Number(bids[0][0])).toFixed(decimals)}` : "–");
+}
+
+function renderTape() {
+  // the engine's time (UTC), as the web app's tape shows it; the colour is the taker's side
+  const time = (ns) => new Date(Number(ns) / 1e6).toISOString().slice(11, 19);
+  fillTable($("trades"), market.trades, (t) => [time(t.ts), t.price, t.qty],
+    (t) => `${t.takerSide === "BUY" ? "buy" : "sell"}${t.liquidation ? " liq" : ""}`);
+}
+
 function onStream(name, data) {
-  if (name.startsWith("mark.")) {
+  if (name.startsWith("book.")) {
+    onBook(data);
+  } else if (name.startsWith("trades.")) {
+    market.trades.unshift(data);
+    if (market.trades.length > TAPE_LENGTH) market.trades.pop();
+    redraw(renderTape);
+  } else if (name.startsWith("mark.")) {
     setText("mark", data.mark); setText("index", data.index); setText("last", data.last);
-    if (!$("price").value) $("price").value = data.mark;
+    // the price field follows the mark until the student types a price or picks a level
+    // (emptying it follows the mark again)
+    const price = $("price");
+    if (document.activeElement !== price && (!price.value || price.value === state.priceShown)) {
+      price.value = data.mark;
+      state.priceShown = price.value;
+    }
   } else if (name.startsWith("status.")) {
     setText("halted", data.status === "HALTED" ? "halted" : "");
   } else if (name === "account") {
