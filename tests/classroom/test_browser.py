@@ -307,6 +307,7 @@ async def test_the_students_book_and_tape(tmp_path: Path) -> None:
         await expect(trade.locator("td").nth(2)).to_have_text("0.100")
         await expect(trade).to_have_class(re.compile(r"\bbuy\b"))
         await expect(ada.locator("#trades tr")).to_have_count(1)
+        await expect(ada.locator("#last")).to_have_text("50100.00")
         await expect(best_ask.locator("td")).to_have_text(["50100.00", "0.400"])
         await shot(ada, "07-student-book-and-tape")
         # a price the student picked stays when the mark moves

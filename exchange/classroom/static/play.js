@@ -174,15 +174,25 @@ function renderTape() {
     (t) => `${t.takerSide === "BUY" ? "buy" : "sell"}${t.liquidation ? " liq" : ""}`);
 }
 
+// The last price comes from the trades and the mark streams: the newer event (by its global
+// seq) wins, as a sampled mark may be sent after a trade it does not know of yet (seq 0:
+// the values as they are now, sent on subscribe).
+function showLast(last, seq) {
+  if (seq && seq < (market.lastSeq ?? 0)) return;
+  if (seq) market.lastSeq = seq;
+  setText("last", Number(last) ? last : "–");
+}
+
 function onStream(name, data) {
   if (name.startsWith("book.")) {
     onBook(data);
   } else if (name.startsWith("trades.")) {
     market.trades.unshift(data);
     if (market.trades.length > TAPE_LENGTH) market.trades.pop();
+    showLast(data.price, data.seq); // the mark stream says "last" only when the mark moves
     redraw(renderTape);
   } else if (name.startsWith("mark.")) {
-    setText("mark", data.mark); setText("index", data.index); setText("last", data.last);
+    setText("mark", data.mark); setText("index", data.index); showLast(data.last, data.seq);
     // the price field follows the mark until the student types a price or picks a level
     // (emptying it follows the mark again)
     const price = $("price");
