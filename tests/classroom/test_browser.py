@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -75,6 +79,60 @@ async def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+@dataclass
+class Classroom:
+    """A game server and a Chromium, for one test."""
+
+    srv: Server
+    base: str  # the HTTP server's root URL
+    ws_url: str
+    browser: Any
+
+
+@asynccontextmanager
+async def classroom_in_chromium(tmp_path: Path, game_text: str) -> AsyncIterator[Classroom]:
+    """`class run` of `game_text` in a subprocess and a Chromium; both stopped on exit."""
+    _chromium_or_skip()
+    from playwright.async_api import async_playwright
+
+    game = tmp_path / "game.toml"
+    game.write_text(game_text)
+    ws_port, http_port = free_port(), free_port()
+    srv = Server(game, tmp_path / "game.db", ws_port, http_port)
+    srv.start()
+    pw = await async_playwright().start()
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    try:
+        yield Classroom(srv, f"http://127.0.0.1:{http_port}", f"ws://127.0.0.1:{ws_port}", browser)
+    finally:
+        await browser.close()
+        await pw.stop()
+        srv.stop()
+
+
+async def new_pages(browser: Any, n: int) -> tuple[list[Any], list[str]]:
+    """`n` pages, each in a context of its own (a person of its own), and the list their
+    uncaught page errors are collected in."""
+    errors: list[str] = []
+    pages = []
+    for _ in range(n):
+        page = await (await browser.new_context()).new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        pages.append(page)
+    return pages, errors
+
+
+async def console_login(page: Any, base: str) -> str:
+    """Open the console with the admin token; the game's join code."""
+    from playwright.async_api import expect
+
+    await page.goto(f"{base}/class/console")
+    await page.fill("#token", ADMIN)
+    await page.click("#login button")
+    await expect(page.locator("#join-code")).not_to_have_text("––––––")
+    return (await page.locator("#join-code").text_content() or "").strip()
+
+
 @pytest.mark.slow
 async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
     _chromium_or_skip()
@@ -89,18 +147,9 @@ async def test_the_whole_game_in_chromium(tmp_path: Path) -> None:
     pw = await async_playwright().start()
     browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
     try:
-        teacher = await (await browser.new_context()).new_page()
-        ada = await (await browser.new_context()).new_page()
-        bob = await (await browser.new_context()).new_page()
-        errors: list[str] = []
-        for p in (teacher, ada, bob):
-            p.on("pageerror", lambda e: errors.append(str(e)))
+        (teacher, ada, bob), errors = await new_pages(browser, 3)
         # the instructor opens the console with the admin token and reads the join code
-        await teacher.goto(f"{base}/class/console")
-        await teacher.fill("#token", ADMIN)
-        await teacher.click("#login button")
-        await expect(teacher.locator("#join-code")).not_to_have_text("––––––")
-        code = (await teacher.locator("#join-code").text_content() or "").strip()
+        code = await console_login(teacher, base)
         assert len(code) == 6
         await join(ada, base, code, "Ada")
         await join(bob, base, code, "<b onclick=x>Bob</b>")
@@ -243,31 +292,14 @@ async def test_the_students_book_and_tape(tmp_path: Path) -> None:
     """The play page shows the best levels of the book (resting orders' price and size,
     the best bid and ask highlighted) and the trades tape; clicking a level puts its price
     in the order ticket, and the price field follows the mark only until then."""
-    _chromium_or_skip()
     import re
 
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
-    game = tmp_path / "game.toml"
-    game.write_text(GAME)
-    ws_port, http_port = free_port(), free_port()
-    srv = Server(game, tmp_path / "game.db", ws_port, http_port)
-    base = f"http://127.0.0.1:{http_port}"
-    srv.start()
-    pw = await async_playwright().start()
-    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-    try:
-        teacher = await (await browser.new_context()).new_page()
-        ada = await (await browser.new_context()).new_page()
-        bob = await (await browser.new_context()).new_page()
-        errors: list[str] = []
-        for p in (teacher, ada, bob):
-            p.on("pageerror", lambda e: errors.append(str(e)))
-        await teacher.goto(f"{base}/class/console")
-        await teacher.fill("#token", ADMIN)
-        await teacher.click("#login button")
-        await expect(teacher.locator("#join-code")).not_to_have_text("––––––")
-        code = (await teacher.locator("#join-code").text_content() or "").strip()
+    async with classroom_in_chromium(tmp_path, GAME) as room:
+        base, browser = room.base, room.browser
+        (teacher, ada, bob), errors = await new_pages(browser, 3)
+        code = await console_login(teacher, base)
         await join(ada, base, code, "Ada")
         await join(bob, base, code, "Bob")
         await teacher.click("button[data-action=start]")
@@ -315,10 +347,6 @@ async def test_the_students_book_and_tape(tmp_path: Path) -> None:
         await expect(ada.locator("#mark")).not_to_have_text("49500.00", timeout=10_000)
         await expect(price).to_have_value("49900.00")
         assert not errors, errors
-    finally:
-        await browser.close()
-        await pw.stop()
-        srv.stop()
 
 
 SYMBOLS_GAME = """
@@ -339,21 +367,13 @@ duration = "10m"
 async def test_the_console_offers_the_games_symbols(tmp_path: Path) -> None:
     """The console's symbol picker lists the game's instruments (not one an operator
     added to the exchange), and switching it moves the mounted views to that symbol."""
-    _chromium_or_skip()
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     from exchange.testing import Probe
 
-    game = tmp_path / "game.toml"
-    game.write_text(SYMBOLS_GAME)
-    ws_port, http_port = free_port(), free_port()
-    srv = Server(game, tmp_path / "game.db", ws_port, http_port)
-    base = f"http://127.0.0.1:{http_port}"
-    srv.start()
-    pw = await async_playwright().start()
-    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-    try:
-        async with Probe(f"ws://127.0.0.1:{ws_port}") as adm:
+    async with classroom_in_chromium(tmp_path, SYMBOLS_GAME) as room:
+        base, browser = room.base, room.browser
+        async with Probe(room.ws_url) as adm:
             await adm.call("session.logon", adminToken=ADMIN)
             sol = {
                 "symbol": "SOLUSDT", "base_asset": "SOL", "tick_size": "0.01", "step_size": "0.1",
@@ -363,12 +383,8 @@ async def test_the_console_offers_the_games_symbols(tmp_path: Path) -> None:
             await adm.call("admin.addInstrument", instrument=sol)
             info = await adm.call("exchangeInfo")
         assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
-        teacher = await (await browser.new_context()).new_page()
-        errors: list[str] = []
-        teacher.on("pageerror", lambda e: errors.append(str(e)))
-        await teacher.goto(f"{base}/class/console")
-        await teacher.fill("#token", ADMIN)
-        await teacher.click("#login button")
+        (teacher,), errors = await new_pages(browser, 1)
+        await console_login(teacher, base)
         await expect(teacher.locator("#t-mark")).to_have_text("50,000.00")
         options = teacher.locator("#symbol option")
         await expect(options).to_have_count(2)
@@ -378,35 +394,19 @@ async def test_the_console_offers_the_games_symbols(tmp_path: Path) -> None:
         await expect(teacher.locator("#ladder .row.mark")).to_contain_text("3000")
         await expect(teacher.locator("#status")).to_have_text("HALTED")  # the lobby
         assert not errors, errors
-    finally:
-        await browser.close()
-        await pw.stop()
-        srv.stop()
 
 
 @pytest.mark.slow
 async def test_the_console_freezes_and_kicks_a_student(tmp_path: Path) -> None:
     """The students table's buttons work: freeze, then kick (the kick button was always
     disabled: `disabled: null` was written as the attribute disabled="null")."""
-    _chromium_or_skip()
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
-    game = tmp_path / "game.toml"
-    game.write_text(GAME)
-    ws_port, http_port = free_port(), free_port()
-    srv = Server(game, tmp_path / "game.db", ws_port, http_port)
-    base = f"http://127.0.0.1:{http_port}"
-    srv.start()
-    pw = await async_playwright().start()
-    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-    try:
+    async with classroom_in_chromium(tmp_path, GAME) as room:
+        base, browser = room.base, room.browser
         teacher = await (await browser.new_context()).new_page()
         cy = await (await browser.new_context()).new_page()
-        await teacher.goto(f"{base}/class/console")
-        await teacher.fill("#token", ADMIN)
-        await teacher.click("#login button")
-        await expect(teacher.locator("#join-code")).not_to_have_text("––––––")
-        code = (await teacher.locator("#join-code").text_content() or "").strip()
+        code = await console_login(teacher, base)
         await join(cy, base, code, "Cy")
         kick = teacher.locator("#students button", has_text="kick Cy")
         await expect(kick).to_be_enabled()
@@ -425,10 +425,6 @@ async def test_the_console_freezes_and_kicks_a_student(tmp_path: Path) -> None:
         await expect(cy.locator("#banner")).to_contain_text("removed")
         await cy.wait_for_timeout(3000)
         assert len(asks) == 1, asks
-    finally:
-        await browser.close()
-        await pw.stop()
-        srv.stop()
 
 
 CONSOLE_GAME = """
@@ -458,28 +454,16 @@ async def test_the_console_reads_right_from_the_lobby_to_game_over(tmp_path: Pat
     are named after the team and act on every member; at game over the leaderboard is
     the whole game's (round 1's winner, though round 2 was ended at once) and the clock
     says "game over", not the seconds the last round had left."""
-    _chromium_or_skip()
     import asyncio
 
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     from exchange.testing import Probe
 
-    game = tmp_path / "game.toml"
-    game.write_text(CONSOLE_GAME)
-    ws_port, http_port = free_port(), free_port()
-    srv = Server(game, tmp_path / "game.db", ws_port, http_port)
-    base = f"http://127.0.0.1:{http_port}"
-    srv.start()
-    pw = await async_playwright().start()
-    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-    try:
-        teacher = await (await browser.new_context()).new_page()
-        errors: list[str] = []
-        teacher.on("pageerror", lambda e: errors.append(str(e)))
-        await teacher.goto(f"{base}/class/console")
-        await teacher.fill("#token", ADMIN)
-        await teacher.click("#login button")
+    async with classroom_in_chromium(tmp_path, CONSOLE_GAME) as room:
+        base, browser = room.base, room.browser
+        (teacher,), errors = await new_pages(browser, 1)
+        await console_login(teacher, base)
         state = teacher.locator("#state")
         await expect(state).to_have_text("lobby")
         halt = teacher.locator("#symbols button")
@@ -539,8 +523,8 @@ async def test_the_console_reads_right_from_the_lobby_to_game_over(tmp_path: Pat
                 async with s.post(f"{base}/class/api/rejoin", json={"rejoin": code}) as r:
                     tokens.append((await r.json())["token"])
         async with (
-            Probe(f"ws://127.0.0.1:{ws_port}") as bea,
-            Probe(f"ws://127.0.0.1:{ws_port}") as cy,
+            Probe(room.ws_url) as bea,
+            Probe(room.ws_url) as cy,
         ):
             await bea.call("session.logon", token=tokens[0])
             await cy.call("session.logon", token=tokens[1])
@@ -585,7 +569,3 @@ async def test_the_console_reads_right_from_the_lobby_to_game_over(tmp_path: Pat
         await expect(teacher.locator("#symbols")).to_contain_text("closed: the game is over")
         await shot(teacher, "32-console-game-over")
         assert not errors, errors
-    finally:
-        await browser.close()
-        await pw.stop()
-        srv.stop()
