@@ -242,6 +242,31 @@ async def test_an_index_crash_shows_the_feed_the_cascade_tree_and_the_ladder(
     clean(web)
 
 
+@pytest.mark.mark_method("last")
+async def test_the_ladder_splits_the_bucket_holding_the_mark_at_the_mark(
+    web: Web, browser: Any
+) -> None:
+    """Shorts liquidate above the mark and longs below it, so the bucket the mark lies in
+    shows on both sides of the mark line: each half is labelled from the mark (it showed
+    the whole bucket's range twice)."""
+    await web.admin.call("admin.setIndex", symbol=SYM, price="50000")
+    mk, tk = await traders(web, 2)
+    await mk.call("order.place", symbol=SYM, side="SELL", type="LIMIT", quantity="0.1",
+                  price="50030", timeInForce="GTC")  # fmt: skip
+    await tk.call("order.place", symbol=SYM, side="BUY", type="MARKET", quantity="0.1")
+    page = await open_page(browser, web, "/#liquidations")
+    await until(
+        page, "document.querySelector('#ladder .row.mark')?.textContent === 'mark 50030.00'"
+    )
+    labels = await page.eval_on_selector_all(
+        "#ladder .row:not(.beyond):not(.mark) .p", "ps => ps.map((p) => p.textContent)"
+    )
+    assert len(labels) == len(set(labels)), labels
+    assert any(t.startswith("50030.00–") for t in labels), labels
+    assert any(t.endswith("–50030.00") for t in labels), labels
+    clean(web)
+
+
 async def test_user_text_renders_as_text(web: Web, browser: Any) -> None:
     [me] = await traders(web, 1)
     await web.admin.call("admin.setIndex", symbol=SYM, price="50000")

@@ -241,7 +241,9 @@ export class LiquidationScreen {
     Plotly.react(el, [{ type: "scatter", mode: "lines+markers", x: path.map((_, i) => i), y: path,
       line: { color: "#f0b90b" }, marker: { size: 4 }, name: "trigger mark" }], {
       paper_bgcolor: "#171d24", plot_bgcolor: "#171d24", font: { color: "#e6edf3", size: 10 },
-      margin: { l: 60, r: 10, t: 6, b: 24 }, xaxis: { title: { text: "trigger marks in order" }, gridcolor: "#26303b" },
+      // x is the index of each trigger mark: whole numbers only, and one mark sits alone in the middle
+      margin: { l: 60, r: 10, t: 6, b: 24 }, xaxis: { title: { text: "trigger marks in order" }, gridcolor: "#26303b",
+        tickformat: "d", dtick: Math.max(1, Math.ceil(path.length / 10)), ...(path.length < 2 ? { range: [-0.5, 0.5] } : {}) },
       yaxis: { gridcolor: "#26303b", tickformat: ",.1f" }, showlegend: false,
     }, { displayModeBar: false, responsive: true });
   }
@@ -264,13 +266,21 @@ export class LiquidationScreen {
     if (!L) return;
     setText(this.$("#ladder-info"), `bucket ${L.bucketSize} · longs ${L.longQty} (${L.longPositions}) · shorts ${L.shortQty} (${L.shortPositions})`);
     const max = Math.max(1e-12, ...L.longs.map((b) => num(b.qty)), ...L.shorts.map((b) => num(b.qty)));
+    // the bucket holding the mark is on both sides: shorts liquidate above the mark, longs
+    // below it, so each side's half is labelled from the mark, not with the whole bucket
+    const mark = num(L.mark);
+    const range = (bucket, side) => {
+      if (side === "s" && num(bucket.low) < mark) return `${L.mark}–${bucket.high}`;
+      if (side === "l" && num(bucket.high) > mark) return `${bucket.low}–${L.mark}`;
+      return `${bucket.low}–${bucket.high}`;
+    };
     const row = (bucket, side) => {
       const q = num(bucket.qty);
       const bar = h("div", { class: "bar" });
       bar.style.width = `${((q / max) * 100).toFixed(1)}%`;
       const cell = h("div", { class: side }, bar, h("span", { class: "q", text: q ? `${bucket.qty} (${bucket.positions})` : "" }));
       const empty = h("div", { class: side === "l" ? "s" : "l" });
-      const price = h("div", { class: "p", text: `${bucket.low}–${bucket.high}` });
+      const price = h("div", { class: "p", text: range(bucket, side) });
       const r = side === "l" ? h("div", { class: "row" }, cell, price, empty) : h("div", { class: "row" }, empty, price, cell);
       if (q) r.dataset.positions = String(bucket.positions);
       return r;
