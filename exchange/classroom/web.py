@@ -169,7 +169,9 @@ def setup(app: web.Application, stack: Any, holder: dict[str, Any]) -> None:
     async def me(request: web.Request) -> web.Response:
         c, members = student_of(request)
         g = c.classroom
-        board = g.board or g.leaderboard()
+        over = g.state == "game_over"
+        # at game over, the final standings over every round, as the console shows them
+        board = g.game_standings() if over else (g.board or g.leaderboard())
         account = members[0].account
         mine = next((r for r in board if r["account"] == account), None)
         top = [_public_row(r) for r in board[:5]] if g.revealed else []
@@ -180,6 +182,7 @@ def setup(app: web.Application, stack: Any, holder: dict[str, Any]) -> None:
                 "row": None if mine is None else _public_row(mine) | _own(mine),
                 "top": top,
                 "of": len(board),
+                "scope": "game" if over else "round",
             }
         )
 

@@ -213,6 +213,11 @@ async def test_the_console_api_after_a_double_import_and_at_game_over(tmp_path: 
         st, ov = await get(s, f"{base}/overview", **h)
         assert sorted(r["name"] for r in ov["students"]) == ["Bea", "Dee", "Team RED"]
         assert ov["leaderboardScope"] == "round"
+        code = cs.classroom.join_code
+        st, eve = await post(s, f"{cs.http_url}/class/api/join", {"code": code, "nickname": "Eve"})
+        eve_auth = {"Authorization": f"Bearer {eve['token']}"}
+        st, me = await get(s, f"{cs.http_url}/class/api/me", **eve_auth)
+        assert st == 200 and me["scope"] == "round"
         st, err = await post(s, f"{base}/hold", {"symbol": "BTCUSDT", "held": True}, **h)
         assert st == 400 and "needs a round in play" in err["msg"]
         for action in ("start", "next_round", "finish"):
@@ -221,4 +226,9 @@ async def test_the_console_api_after_a_double_import_and_at_game_over(tmp_path: 
         assert ov["status"]["state"] == "game_over" and ov["status"]["secondsLeft"] is None
         assert ov["leaderboardScope"] == "game"
         assert ov["leaderboard"] == cs.classroom.game_standings()
-        assert sorted(r["name"] for r in ov["leaderboard"]) == ["Bea", "Dee", "Team RED"]
+        assert sorted(r["name"] for r in ov["leaderboard"]) == ["Bea", "Dee", "Eve", "Team RED"]
+        # a student's page reads the same final standings: its rank is the whole game's
+        st, me = await get(s, f"{cs.http_url}/class/api/me", **eve_auth)
+        final = next(r for r in ov["leaderboard"] if r["account"] == eve["account"])
+        assert me["scope"] == "game" and me["of"] == len(ov["leaderboard"])
+        assert me["row"]["rank"] == final["rank"]

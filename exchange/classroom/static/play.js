@@ -235,6 +235,7 @@ async function pollStatus() {
     banner.className = `banner ${s.state}`;
     banner.textContent = s.message;
     $("headlines").replaceChildren(...s.headlines.slice().reverse().map((h) => el("li", { text: h.text })));
+    setText("board-title", me.scope === "game" ? "Final standings: the whole game" : "Leaderboard");
     setText("rank", me.row ? me.row.rank : "–"); setText("of", me.of);
     setText("ret", me.row ? me.row.returnPct : "–"); setText("liqs", me.row ? me.row.liquidations : "0");
     fillTable($("top"), me.top, (r) => [r.rank, r.name, r.returnPct, r.liquidations]);
