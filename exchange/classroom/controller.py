@@ -550,6 +550,13 @@ class Classroom(Actions):
             lambda a: labels.get(a) or self.roster.label(a),
         )
 
+    def shown_board(self) -> tuple[list[dict[str, Any]], str]:
+        """The leaderboard the pages show and its scope: this round's ("round"), or at
+        game over the standings over every round ("game"), not the last round's."""
+        if self.state == "game_over":
+            return self.game_standings(), "game"
+        return self.board or self.leaderboard(), "round"
+
     def status(self) -> dict[str, Any]:
         return views.status(self)
 

@@ -169,9 +169,7 @@ def setup(app: web.Application, stack: Any, holder: dict[str, Any]) -> None:
     async def me(request: web.Request) -> web.Response:
         c, members = student_of(request)
         g = c.classroom
-        over = g.state == "game_over"
-        # at game over, the final standings over every round, as the console shows them
-        board = g.game_standings() if over else (g.board or g.leaderboard())
+        board, scope = g.shown_board()
         account = members[0].account
         mine = next((r for r in board if r["account"] == account), None)
         top = [_public_row(r) for r in board[:5]] if g.revealed else []
@@ -182,7 +180,7 @@ def setup(app: web.Application, stack: Any, holder: dict[str, Any]) -> None:
                 "row": None if mine is None else _public_row(mine) | _own(mine),
                 "top": top,
                 "of": len(board),
-                "scope": "game" if over else "round",
+                "scope": scope,
             }
         )
 
@@ -196,15 +194,14 @@ def setup(app: web.Application, stack: Any, holder: dict[str, Any]) -> None:
     async def overview(request: web.Request) -> web.Response:
         c = admin(request)
         g = c.classroom
-        over = g.state == "game_over"
+        board, scope = g.shown_board()
         return web.json_response(
             {
                 "status": g.status(),
                 "joinCode": g.join_code,
                 "joinUrl": c.join_url,
-                # at game over, the final standings over every round, not the last one's
-                "leaderboard": g.game_standings() if over else (g.board or g.leaderboard()),
-                "leaderboardScope": "game" if over else "round",
+                "leaderboard": board,
+                "leaderboardScope": scope,
                 "students": g.danger_table(),
                 "wsUrl": c.ws_url,
             }

@@ -1,6 +1,7 @@
 // The student's screen: the game's status and the trading screen for their account.
 // The session token (and the rejoin secret that gets a new one after a reload or a
 // server restart) stay in sessionStorage; nothing from the network is parsed as HTML.
+import { applyBook } from "/static/bookcopy.js";
 import { $, api, el, fillTable, setText, Socket } from "./common.js";
 
 // the WebSocket API on this page's own origin (the only one the CSP allows)
@@ -100,26 +101,12 @@ async function place(side) {
 // (size 0: gone); the trades stream has no history, so the tape starts when the page does.
 const BOOK_LEVELS = 5;
 const TAPE_LENGTH = 10;
-const market = { bids: new Map(), asks: new Map(), bookSeq: 0, resyncing: false, trades: [] };
+const market = { bids: new Map(), asks: new Map(), bookSeq: 0, resyncing: false, resyncs: 0, trades: [] };
 
 function onBook(d) {
-  if (d.type === "snapshot") {
-    market.bids = new Map(d.bids); market.asks = new Map(d.asks);
-    market.bookSeq = d.bookSeq; market.resyncing = false;
-  } else {
-    if (market.resyncing || d.bookSeq <= market.bookSeq) return; // already in the snapshot
-    if ((d.firstBookSeq ?? d.bookSeq) > market.bookSeq + 1) {
-      // a delta is missing, so our copy is wrong: subscribing again starts with a snapshot
-      market.resyncing = true;
-      const streams = [`book.${state.symbol}`];
-      state.sock.call("unsubscribe", { streams }).then(() => state.sock.call("subscribe", { streams })).catch(() => {});
-      return;
-    }
-    for (const [p, q] of d.bids) { if (Number(q)) market.bids.set(p, q); else market.bids.delete(p); }
-    for (const [p, q] of d.asks) { if (Number(q)) market.asks.set(p, q); else market.asks.delete(p); }
-    market.bookSeq = d.bookSeq;
-  }
-  redraw(renderBook);
+  const streams = [`book.${state.symbol}`];
+  const resync = () => state.sock.call("unsubscribe", { streams }).then(() => state.sock.call("subscribe", { streams })).catch(() => {});
+  if (applyBook(market, d, resync)) redraw(renderBook);
 }
 
 // Redrawn at most once a frame: trades are not sampled and may come by the hundred.

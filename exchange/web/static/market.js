@@ -3,6 +3,7 @@
 // panels into the element it is given (the web app's #screen-market, or a section of
 // the classroom's instructor console).
 import { $, h, setText, RowPool, fmtTime, num } from "./dom.js";
+import { applyBook } from "./bookcopy.js";
 import { markDirty, noteSeq } from "./sched.js";
 
 const DEPTH = 15;
@@ -80,26 +81,8 @@ export class MarketScreen {
   }
 
   book(d) {
-    if (d.type === "snapshot") {
-      this.bids = new Map(d.bids);
-      this.asks = new Map(d.asks);
-      this.bookSeq = d.bookSeq;
-      this.resyncing = false;
-    } else {
-      if (this.resyncing || d.bookSeq <= this.bookSeq) return;
-      // a merged delta covers firstBookSeq..bookSeq with new totals (overlap is harmless)
-      if ((d.firstBookSeq ?? d.bookSeq) > this.bookSeq + 1) {
-        // a gap: our copy is wrong from here; start again from a snapshot
-        this.resyncing = true;
-        this.resyncs++;
-        this.app.conn.resubscribe(`book.${this.app.symbol}`).catch(() => {});
-        return;
-      }
-      for (const [p, q] of d.bids) (num(q) ? this.bids.set(p, q) : this.bids.delete(p));
-      for (const [p, q] of d.asks) (num(q) ? this.asks.set(p, q) : this.asks.delete(p));
-      this.bookSeq = d.bookSeq;
-      noteSeq(d.seq);
-    }
+    if (!applyBook(this, d, () => this.app.conn.resubscribe(`book.${this.app.symbol}`).catch(() => {}))) return;
+    if (d.type !== "snapshot") noteSeq(d.seq);
     markDirty("book", () => this.renderBook());
   }
 
